@@ -1,0 +1,10 @@
+/* fedl/fedl.h - the whole public API of fedl. */
+#ifndef FEDL_FEDL_H
+#define FEDL_FEDL_H
+
+#include "fedl/core.h"
+#include "fedl/mem.h"
+#include "fedl/nn.h"
+#include "fedl/data.h"
+
+#endif
