@@ -1,10 +1,62 @@
-/* main.c - the fedl command (being written). */
+/* main.c - the fedl command: dispatch to subcommands, top-level help. */
 #include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
 
-#include "fedl/core.h"
+#include "commands.h"
+#include "fedl/fedl.h"
 
-int main(void)
+static void print_help(void)
 {
-    printf("fedl %s\n", fedl_version());
-    return 0;
+    printf("usage: fedl <command> [options]\n\n"
+           "fedl trains small neural networks on edge devices.\n\n"
+           "commands:\n"
+           "  train     train a model on an IDX data set (MNIST layout) and save it\n"
+           "  eval      evaluate a saved model: accuracy, per-class accuracy, confusion\n\n"
+           "Run 'fedl <command> --help' for the options of a command.\n"
+           "  --version  print the version and the GEMM backend\n");
+}
+
+size_t cli_peak_rss_bytes(void)
+{
+    struct rusage usage;
+    if (getrusage(RUSAGE_SELF, &usage) != 0)
+        return 0;
+    return (size_t)usage.ru_maxrss * 1024u; /* Linux reports KiB */
+}
+
+const char *cli_group_digits(unsigned long long value, char *buf, size_t size)
+{
+    char plain[32];
+    int len = snprintf(plain, sizeof plain, "%llu", value), out = 0;
+    for (int i = 0; i < len && (size_t)out + 2 < size; i++) {
+        if (i > 0 && (len - i) % 3 == 0)
+            buf[out++] = ',';
+        buf[out++] = plain[i];
+    }
+    buf[out] = '\0';
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help();
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        print_help();
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("fedl %s (GEMM: %s)\n", fedl_version(), fedl_blas_backend());
+        return 0;
+    }
+    if (strcmp(argv[1], "train") == 0)
+        return cmd_train(argc, argv);
+    if (strcmp(argv[1], "eval") == 0)
+        return cmd_eval(argc, argv);
+    fprintf(stderr, "fedl: unknown command '%s' (see 'fedl --help')\n", argv[1]);
+    return 2;
 }

@@ -100,6 +100,12 @@ uint32_t fedl_rng_below(fedl_rng *rng, uint32_t bound);
 /* The raw Philox4x32-10 block for (key, counter): the building block. */
 void fedl_philox4x32(const uint32_t key[2], const uint32_t counter[4], uint32_t out[4]);
 
+/* ----------------------------------------------------------------- checksums */
+
+/* CRC-32C (Castagnoli), as used by iSCSI, ext4 and SCTP. Start with crc = 0;
+ * feed the previous result to continue over more bytes. */
+uint32_t fedl_crc32c(uint32_t crc, const void *data, size_t length);
+
 /* ------------------------------------------------------------------- timing */
 
 /* Monotonic clock in nanoseconds. */

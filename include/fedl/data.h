@@ -41,13 +41,17 @@ typedef struct fedl_idx {
     size_t size;   /* bytes of data */
 } fedl_idx;
 
-/* Read path (gzip detected from its magic bytes, not the name). */
+/* Read path (gzip detected from its magic bytes, not the name). The payload
+ * is inflated as a stream into one buffer of exactly the promised size, and
+ * that size is checked against the file's size before it is allocated. On
+ * any failure *out is zeroed and nothing stays allocated. */
 fedl_status fedl_idx_read(const char *path, fedl_allocator *alloc, fedl_idx *out,
                           fedl_error *err);
 /* Parse an IDX image already in memory (after decompression); name is used
  * in messages. The payload is copied. */
 fedl_status fedl_idx_parse(const uint8_t *bytes, size_t length, const char *name,
                            fedl_allocator *alloc, fedl_idx *out, fedl_error *err);
+/* Free data (with the allocator it was read with) and zero idx. */
 void fedl_idx_free(fedl_idx *idx, fedl_allocator *alloc);
 
 /* ------------------------------------------------------------------- dataset */
@@ -62,6 +66,8 @@ typedef struct fedl_dataset {
     int classes;         /* 1 + the largest label */
     float scale;         /* a pixel p becomes p * scale + shift */
     float shift;
+    size_t capacity; /* samples the buffers were allocated for (truncate keeps
+                        it, free uses it); 0 means count */
 } fedl_dataset;
 
 typedef enum fedl_split { FEDL_SPLIT_TRAIN, FEDL_SPLIT_TEST } fedl_split;
@@ -76,11 +82,15 @@ fedl_status fedl_dataset_load_idx(const char *images_path, const char *labels_pa
 fedl_status fedl_dataset_load_mnist_dir(const char *dir, fedl_split split,
                                         fedl_allocator *alloc, fedl_dataset *out,
                                         fedl_error *err);
-/* Keep only the first n samples (no reallocation). */
+/* Keep only the first n samples (no reallocation; n >= count does nothing).
+ * classes is left as it was: the label space does not shrink. */
 void fedl_dataset_truncate(fedl_dataset *ds, size_t n);
+/* Release the buffers and zero ds. */
 void fedl_dataset_free(fedl_dataset *ds);
 
-/* Write samples indices[0..n) as floats x (n, C, H, W) and labels (n). */
+/* Write samples indices[0..n) as floats x (n, C, H, W) and labels (n).
+ * Either output may be NULL to skip it. An index >= count (a caller bug) is
+ * written as zeros with label -1 rather than read out of bounds. */
 void fedl_dataset_gather(const fedl_dataset *ds, const uint32_t *indices, size_t n, float *x,
                          int32_t *labels);
 
@@ -94,18 +104,32 @@ typedef struct fedl_batcher {
     size_t position;   /* next index into order */
     uint32_t *order;   /* (count), a permutation for this epoch */
     fedl_allocator *alloc;
+    size_t count; /* samples in order: ds->count at init */
 } fedl_batcher;
 
+/* Start at epoch 0, position 0. The batcher reads ds (which must outlive it
+ * and must not be truncated after init) and owns only its order array. A
+ * dataset may hold at most UINT32_MAX samples. */
 fedl_status fedl_batcher_init(fedl_batcher *b, const fedl_dataset *ds, uint64_t seed,
                               int shuffle, fedl_allocator *alloc, fedl_error *err);
 void fedl_batcher_free(fedl_batcher *b);
-/* Move to (epoch, position): the order is recomputed from (seed, epoch). */
+/* Move to (epoch, position): the order is recomputed from (seed, epoch), so
+ * (epoch, position) saved in a checkpoint restores the exact stream of
+ * batches. A position past the end is clamped to count. */
 void fedl_batcher_seek(fedl_batcher *b, uint64_t epoch, size_t position);
-/* Fill up to max samples of the current epoch into x and labels; returns the
- * number written (0 at the end of the epoch; the last batch may be short). */
+/* Fill up to max samples of the current epoch into x (max, C, H, W) and
+ * labels (max); returns the number written (the last batch may be short).
+ * It returns 0 once the epoch is used up, and keeps returning 0: the batcher
+ * never starts an epoch by itself. The caller starts the next one with
+ *
+ *     fedl_batcher_seek(b, b->epoch + 1, 0);
+ *
+ * so that the epoch boundary is a visible point in the training loop (end of
+ * epoch evaluation, checkpoint, learning-rate schedule). */
 size_t fedl_batcher_next(fedl_batcher *b, size_t max, float *x, int32_t *labels);
 /* The permutation of epoch for n items from seed (Fisher-Yates over Philox
- * stream (seed, 0x5348554646ULL + epoch)). */
+ * stream (seed, 0x5348554646ULL + epoch)); identical on every platform.
+ * n must be at most UINT32_MAX (larger n leaves order untouched). */
 void fedl_shuffle_order(uint64_t seed, uint64_t epoch, uint32_t *order, size_t n);
 
 #ifdef __cplusplus

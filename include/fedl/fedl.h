@@ -6,5 +6,7 @@
 #include "fedl/mem.h"
 #include "fedl/nn.h"
 #include "fedl/data.h"
+#include "fedl/ckpt.h"
+#include "fedl/train.h"
 
 #endif

@@ -118,6 +118,8 @@ void fedl_model_init_params(fedl_model *model, uint64_t seed, fedl_init_kind kin
 /* Size activations and workspace for batches of up to max_batch samples.
  * May be called again with another size. */
 fedl_status fedl_model_reserve(fedl_model *model, int max_batch, fedl_error *err);
+/* The max_batch of the current reservation (0 = none). */
+int fedl_model_reserved_batch(const fedl_model *model);
 /* Bytes held for activations and workspace at the current reservation. */
 size_t fedl_model_reserved_bytes(const fedl_model *model);
 /* Bytes a reservation of max_batch would hold (for planning; no allocation). */

@@ -1,0 +1,84 @@
+/*
+ * fedl/train.h - a training session: one model, one training set, one
+ * optimiser, the batch buffers, and the loop that ties them together.
+ *
+ * fedl_trainer_create() takes every byte the loop needs (batch buffers, the
+ * model's activations for the batch size, the optimiser state, the shuffle
+ * order); fedl_trainer_step() then allocates nothing. The trainer borrows the
+ * model and the dataset: both must outlive it.
+ *
+ * Determinism: the shuffle of epoch e comes from (seed, e), dropout masks
+ * from (model seed, step), and the arithmetic is the same on every run, so
+ * the same seed and config give bit-identical weights.
+ */
+#ifndef FEDL_TRAIN_H
+#define FEDL_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedl/core.h"
+#include "fedl/data.h"
+#include "fedl/mem.h"
+#include "fedl/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fedl_train_config {
+    int batch;               /* samples per optimiser step (default 32) */
+    int epochs;              /* default 1 */
+    uint64_t seed;           /* shuffle seed (default 1) */
+    int shuffle;             /* default 1 */
+    fedl_optim_config optim; /* default SGD, no momentum */
+    fedl_lr_schedule lr;     /* in optimiser steps; default constant 0.01 */
+} fedl_train_config;
+
+/* Defaults listed above. */
+fedl_train_config fedl_train_config_defaults(void);
+
+typedef struct fedl_trainer fedl_trainer;
+
+/* What one step or one epoch did. */
+typedef struct fedl_train_stats {
+    uint64_t epoch;          /* 0-based epoch of the last step */
+    size_t position;         /* samples of that epoch consumed */
+    size_t epoch_samples;    /* samples in an epoch */
+    uint64_t global_step;    /* optimiser steps since the start */
+    uint64_t samples_seen;   /* since the start */
+    double loss_sum;         /* sum of per-sample losses in this epoch */
+    uint64_t correct;        /* correct predictions in this epoch */
+    uint64_t epoch_seen;     /* samples seen in this epoch */
+    float lr;                /* learning rate of the last step */
+} fedl_train_stats;
+
+fedl_status fedl_trainer_create(fedl_model *model, const fedl_dataset *train,
+                                const fedl_train_config *config, fedl_allocator *alloc,
+                                fedl_trainer **out, fedl_error *err);
+void fedl_trainer_destroy(fedl_trainer *t);
+
+/* One optimiser step on the next batch of the current epoch. Sets
+ * *epoch_done when that batch was the epoch's last; the next call then starts
+ * the next epoch. */
+fedl_status fedl_trainer_step(fedl_trainer *t, int *epoch_done, fedl_error *err);
+fedl_train_stats fedl_trainer_stats(const fedl_trainer *t);
+fedl_optim *fedl_trainer_optim(fedl_trainer *t);
+
+/* Evaluation of a model on a dataset. confusion, if not NULL, is
+ * (classes, classes) counts: row = true label, column = prediction. */
+typedef struct fedl_eval_result {
+    size_t samples;
+    size_t correct;
+    double loss_sum; /* softmax cross-entropy, summed */
+    double accuracy; /* correct / samples */
+} fedl_eval_result;
+
+fedl_status fedl_evaluate(fedl_model *model, const fedl_dataset *ds, int batch,
+                          fedl_allocator *alloc, fedl_eval_result *result, uint64_t *confusion,
+                          fedl_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
