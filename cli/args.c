@@ -58,12 +58,10 @@ static int set_value(const char *command, const cli_option *o, const char *value
     case CLI_U64: {
         unsigned long long v;
         if (value[0] == '-')
-            return usage_error(command, "--%s: '%s' is not a non-negative integer", o->name,
-                               value);
+            return usage_error(command, "--%s: '%s' is not a non-negative integer", o->name, value);
         v = strtoull(value, &end, 10);
         if (errno != 0 || end == value || *end != '\0')
-            return usage_error(command, "--%s: '%s' is not a non-negative integer", o->name,
-                               value);
+            return usage_error(command, "--%s: '%s' is not a non-negative integer", o->name, value);
         *(uint64_t *)o->target = (uint64_t)v;
         return 0;
     }

@@ -5,11 +5,11 @@
 #include <stdint.h>
 
 typedef enum cli_opt_kind {
-    CLI_FLAG,   /* no value: sets int to 1 */
-    CLI_INT,    /* int */
-    CLI_U64,    /* uint64_t */
-    CLI_FLOAT,  /* float */
-    CLI_STRING  /* const char * */
+    CLI_FLAG,  /* no value: sets int to 1 */
+    CLI_INT,   /* int */
+    CLI_U64,   /* uint64_t */
+    CLI_FLOAT, /* float */
+    CLI_STRING /* const char * */
 } cli_opt_kind;
 
 typedef struct cli_option {

@@ -115,8 +115,7 @@ static int build_config(const train_options *o, size_t train_count, fedl_train_c
     fedl_lr_kind lr_kind;
     size_t steps_per_epoch = (train_count + (size_t)o->batch - 1) / (size_t)o->batch;
     if (fedl_optim_parse_kind(o->optimizer, &kind) != FEDL_OK) {
-        fprintf(stderr, "fedl train: --optimizer: '%s' is not sgd, adam or adamw\n",
-                o->optimizer);
+        fprintf(stderr, "fedl train: --optimizer: '%s' is not sgd, adam or adamw\n", o->optimizer);
         return 2;
     }
     if (fedl_lr_parse_kind(o->schedule, &lr_kind) != FEDL_OK) {
@@ -144,8 +143,8 @@ static int build_config(const train_options *o, size_t train_count, fedl_train_c
 
 int cmd_train(int argc, char **argv)
 {
-    train_options o = {"lenet5", NULL, NULL, "sgd", "constant", "warn", 5, 32, 0, 0, 0, 1,
-                       0, 0, 0.05f, 0.0f, -1.0f, 0.1f, 0.0f, 1};
+    train_options o = {"lenet5", NULL, NULL, "sgd", "constant", "warn", 5,     32,   0,    0,
+                       0,        1,    0,    0,     0.05f,      0.0f,   -1.0f, 0.1f, 0.0f, 1};
     const cli_option options[] = {
         {"model", CLI_STRING, &o.model, "NAME|SPEC", "preset (lenet5, mlp) or spec [lenet5]", 0, 0},
         {"data", CLI_STRING, &o.data, "DIR", "IDX data directory (MNIST layout), required", 0, 0},
@@ -171,8 +170,8 @@ int cmd_train(int argc, char **argv)
          2147483647},
         {"profile", CLI_FLAG, &o.profile, NULL, "print time and GFLOP/s per layer", 0, 0},
         {"quiet", CLI_FLAG, &o.quiet, NULL, "no progress output", 0, 0},
-        {"log-level", CLI_STRING, &o.log_level, "LEVEL", "debug, info, warn, error, off [warn]",
-         0, 0},
+        {"log-level", CLI_STRING, &o.log_level, "LEVEL", "debug, info, warn, error, off [warn]", 0,
+         0},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0}};
     fedl_dataset train = {0}, test = {0};
     fedl_model *model = NULL;

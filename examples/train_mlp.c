@@ -18,7 +18,7 @@ int main(int argc, char **argv)
 {
     int smoke = argc > 1 && strcmp(argv[1], "--smoke") == 0;
     int epochs = smoke ? 30 : 200;
-    static float x[SAMPLES][2];    /* (samples, features) */
+    static float x[SAMPLES][2];     /* (samples, features) */
     static int32_t labels[SAMPLES]; /* (samples) */
     float dlogits[BATCH * 2];       /* (batch, classes) */
     fedl_shape input = {2, 1, 1};
@@ -37,8 +37,8 @@ int main(int argc, char **argv)
         labels[i] = x[i][0] * x[i][0] + x[i][1] * x[i][1] < 0.36f;
     }
 
-    if (fedl_model_create("dense(16) relu dense(16) relu dense(2)", input, 7, NULL, &model,
-                          &err) != FEDL_OK ||
+    if (fedl_model_create("dense(16) relu dense(16) relu dense(2)", input, 7, NULL, &model, &err) !=
+            FEDL_OK ||
         fedl_model_reserve(model, BATCH, &err) != FEDL_OK) {
         fprintf(stderr, "model: %s\n", err.message);
         return 1;

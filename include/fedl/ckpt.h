@@ -21,13 +21,12 @@
 extern "C" {
 #endif
 
-fedl_status fedl_durable_write(const char *path, const void *bytes, size_t length,
-                               fedl_error *err);
+fedl_status fedl_durable_write(const char *path, const void *bytes, size_t length, fedl_error *err);
 
 /* Serialise a model (spec, input shape, parameters) into a buffer taken from
  * alloc; *bytes is freed by the caller with fedl_mem_free(alloc, *bytes, *length). */
-fedl_status fedl_model_serialize(const fedl_model *model, fedl_allocator *alloc,
-                                 uint8_t **bytes, size_t *length, fedl_error *err);
+fedl_status fedl_model_serialize(const fedl_model *model, fedl_allocator *alloc, uint8_t **bytes,
+                                 size_t *length, fedl_error *err);
 /* Rebuild a model from a serialised image; every length and the checksum are
  * checked before use. name is used in messages. */
 fedl_status fedl_model_deserialize(const uint8_t *bytes, size_t length, const char *name,

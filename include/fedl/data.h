@@ -45,8 +45,7 @@ typedef struct fedl_idx {
  * is inflated as a stream into one buffer of exactly the promised size, and
  * that size is checked against the file's size before it is allocated. On
  * any failure *out is zeroed and nothing stays allocated. */
-fedl_status fedl_idx_read(const char *path, fedl_allocator *alloc, fedl_idx *out,
-                          fedl_error *err);
+fedl_status fedl_idx_read(const char *path, fedl_allocator *alloc, fedl_idx *out, fedl_error *err);
 /* Parse an IDX image already in memory (after decompression); name is used
  * in messages. The payload is copied. */
 fedl_status fedl_idx_parse(const uint8_t *bytes, size_t length, const char *name,
@@ -79,9 +78,8 @@ fedl_status fedl_dataset_load_idx(const char *images_path, const char *labels_pa
 /* Load the train or test split of an MNIST-layout directory: files
  * train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
  * t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]. */
-fedl_status fedl_dataset_load_mnist_dir(const char *dir, fedl_split split,
-                                        fedl_allocator *alloc, fedl_dataset *out,
-                                        fedl_error *err);
+fedl_status fedl_dataset_load_mnist_dir(const char *dir, fedl_split split, fedl_allocator *alloc,
+                                        fedl_dataset *out, fedl_error *err);
 /* Keep only the first n samples (no reallocation; n >= count does nothing).
  * classes is left as it was: the label space does not shrink. */
 void fedl_dataset_truncate(fedl_dataset *ds, size_t n);
@@ -99,10 +97,10 @@ void fedl_dataset_gather(const fedl_dataset *ds, const uint32_t *indices, size_t
 typedef struct fedl_batcher {
     const fedl_dataset *ds;
     uint64_t seed;
-    int shuffle;       /* 0 = dataset order */
-    uint64_t epoch;    /* current epoch */
-    size_t position;   /* next index into order */
-    uint32_t *order;   /* (count), a permutation for this epoch */
+    int shuffle;     /* 0 = dataset order */
+    uint64_t epoch;  /* current epoch */
+    size_t position; /* next index into order */
+    uint32_t *order; /* (count), a permutation for this epoch */
     fedl_allocator *alloc;
     size_t count; /* samples in order: ds->count at init */
 } fedl_batcher;
@@ -110,8 +108,8 @@ typedef struct fedl_batcher {
 /* Start at epoch 0, position 0. The batcher reads ds (which must outlive it
  * and must not be truncated after init) and owns only its order array. A
  * dataset may hold at most UINT32_MAX samples. */
-fedl_status fedl_batcher_init(fedl_batcher *b, const fedl_dataset *ds, uint64_t seed,
-                              int shuffle, fedl_allocator *alloc, fedl_error *err);
+fedl_status fedl_batcher_init(fedl_batcher *b, const fedl_dataset *ds, uint64_t seed, int shuffle,
+                              fedl_allocator *alloc, fedl_error *err);
 void fedl_batcher_free(fedl_batcher *b);
 /* Move to (epoch, position): the order is recomputed from (seed, epoch), so
  * (epoch, position) saved in a checkpoint restores the exact stream of

@@ -38,12 +38,12 @@ extern "C" {
 typedef void *(*fedl_alloc_fn)(void *ud, void *ptr, size_t old_size, size_t new_size);
 
 typedef struct fedl_mem_stats {
-    size_t live_bytes;  /* bytes currently allocated */
-    size_t peak_bytes;  /* maximum of live_bytes since init or reset */
-    uint64_t allocs;    /* successful allocations (ptr == NULL, new_size > 0) */
-    uint64_t reallocs;  /* successful resizes */
-    uint64_t frees;     /* frees */
-    uint64_t failures;  /* allocation or resize requests that returned NULL */
+    size_t live_bytes; /* bytes currently allocated */
+    size_t peak_bytes; /* maximum of live_bytes since init or reset */
+    uint64_t allocs;   /* successful allocations (ptr == NULL, new_size > 0) */
+    uint64_t reallocs; /* successful resizes */
+    uint64_t frees;    /* frees */
+    uint64_t failures; /* allocation or resize requests that returned NULL */
 } fedl_mem_stats;
 
 typedef struct fedl_allocator {

@@ -47,8 +47,8 @@ typedef struct fedl_tensor {
 
 size_t fedl_tensor_numel(const fedl_tensor *t);
 /* Allocate a zeroed tensor of the given shape through alloc. */
-fedl_status fedl_tensor_alloc(fedl_tensor *t, fedl_allocator *alloc, int ndim,
-                              const int32_t *shape, fedl_error *err);
+fedl_status fedl_tensor_alloc(fedl_tensor *t, fedl_allocator *alloc, int ndim, const int32_t *shape,
+                              fedl_error *err);
 void fedl_tensor_free(fedl_tensor *t, fedl_allocator *alloc);
 
 /* Per-sample shape of an activation: (channels, height, width). */
@@ -145,8 +145,7 @@ fedl_status fedl_model_forward(fedl_model *model, const float *x, int batch, int
  * gradient of the loss with respect to the output. Parameter gradients are
  * ADDED to the gradient array (so micro-batches accumulate); dx, if not
  * NULL, receives (batch, C, H, W) the gradient with respect to the input. */
-fedl_status fedl_model_backward(fedl_model *model, const float *dout, float *dx,
-                                fedl_error *err);
+fedl_status fedl_model_backward(fedl_model *model, const float *dout, float *dx, fedl_error *err);
 
 /* The dropout masks of a forward pass are drawn from (seed, step): set the
  * step before each training forward to make masks reproducible. */
@@ -163,10 +162,9 @@ fedl_status fedl_model_layer_profile(const fedl_model *model, int index,
  * is not NULL, writes dlogits (batch, classes) = grad_scale * d(loss_sum)/d
  * logits. For PyTorch's mean reduction use grad_scale = 1 / batch. A label
  * outside [0, classes) is an error naming the sample. */
-fedl_status fedl_loss_softmax_cross_entropy(const float *logits, const int32_t *labels,
-                                            int batch, int classes, float grad_scale,
-                                            double *loss_sum, float *dlogits,
-                                            fedl_error *err);
+fedl_status fedl_loss_softmax_cross_entropy(const float *logits, const int32_t *labels, int batch,
+                                            int classes, float grad_scale, double *loss_sum,
+                                            float *dlogits, fedl_error *err);
 
 /* Squared error summed over n values: *loss_sum = sum (pred - target)^2 and
  * dpred = grad_scale * 2 (pred - target). PyTorch's MSELoss (mean) is
@@ -222,8 +220,8 @@ typedef enum fedl_lr_kind { FEDL_LR_CONSTANT, FEDL_LR_STEP, FEDL_LR_COSINE } fed
 typedef struct fedl_lr_schedule {
     fedl_lr_kind kind;
     float base_lr;
-    uint64_t step_size; /* step */
-    float gamma;        /* step */
+    uint64_t step_size;   /* step */
+    float gamma;          /* step */
     uint64_t total_steps; /* cosine */
     float min_lr;         /* cosine */
 } fedl_lr_schedule;

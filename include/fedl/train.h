@@ -42,15 +42,15 @@ typedef struct fedl_trainer fedl_trainer;
 
 /* What one step or one epoch did. */
 typedef struct fedl_train_stats {
-    uint64_t epoch;          /* 0-based epoch of the last step */
-    size_t position;         /* samples of that epoch consumed */
-    size_t epoch_samples;    /* samples in an epoch */
-    uint64_t global_step;    /* optimiser steps since the start */
-    uint64_t samples_seen;   /* since the start */
-    double loss_sum;         /* sum of per-sample losses in this epoch */
-    uint64_t correct;        /* correct predictions in this epoch */
-    uint64_t epoch_seen;     /* samples seen in this epoch */
-    float lr;                /* learning rate of the last step */
+    uint64_t epoch;        /* 0-based epoch of the last step */
+    size_t position;       /* samples of that epoch consumed */
+    size_t epoch_samples;  /* samples in an epoch */
+    uint64_t global_step;  /* optimiser steps since the start */
+    uint64_t samples_seen; /* since the start */
+    double loss_sum;       /* sum of per-sample losses in this epoch */
+    uint64_t correct;      /* correct predictions in this epoch */
+    uint64_t epoch_seen;   /* samples seen in this epoch */
+    float lr;              /* learning rate of the last step */
 } fedl_train_stats;
 
 fedl_status fedl_trainer_create(fedl_model *model, const fedl_dataset *train,

@@ -21,8 +21,7 @@ static void directory_of(const char *path, char *dir, size_t size)
         snprintf(dir, size, "%.*s", (int)(slash - path), path);
 }
 
-fedl_status fedl_durable_write(const char *path, const void *bytes, size_t length,
-                               fedl_error *err)
+fedl_status fedl_durable_write(const char *path, const void *bytes, size_t length, fedl_error *err)
 {
     char temp[4096], dir[4096];
     const unsigned char *p = bytes;
@@ -45,8 +44,8 @@ fedl_status fedl_durable_write(const char *path, const void *bytes, size_t lengt
             int e = n < 0 ? errno : ENOSPC;
             close(fd);
             unlink(temp);
-            return fedl_error_set(err, FEDL_ERR_IO, "%s: write failed at byte %zu: %s", temp,
-                                  done, strerror(e));
+            return fedl_error_set(err, FEDL_ERR_IO, "%s: write failed at byte %zu: %s", temp, done,
+                                  strerror(e));
         }
         done += (size_t)n;
     }
@@ -74,8 +73,7 @@ fedl_status fedl_durable_write(const char *path, const void *bytes, size_t lengt
     if (fsync(dir_fd) != 0) {
         int e = errno;
         close(dir_fd);
-        return fedl_error_set(err, FEDL_ERR_IO, "%s: directory fsync failed: %s", dir,
-                              strerror(e));
+        return fedl_error_set(err, FEDL_ERR_IO, "%s: directory fsync failed: %s", dir, strerror(e));
     }
     close(dir_fd);
     return FEDL_OK;

@@ -49,8 +49,8 @@ static uint64_t get_u64(const uint8_t *p)
     return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
 }
 
-fedl_status fedl_model_serialize(const fedl_model *model, fedl_allocator *alloc,
-                                 uint8_t **bytes, size_t *length, fedl_error *err)
+fedl_status fedl_model_serialize(const fedl_model *model, fedl_allocator *alloc, uint8_t **bytes,
+                                 size_t *length, fedl_error *err)
 {
     const char *spec = fedl_model_spec(model);
     size_t spec_len = strlen(spec), count = fedl_model_param_count(model), total;
@@ -100,8 +100,8 @@ fedl_status fedl_model_deserialize(const uint8_t *bytes, size_t length, const ch
     *out = NULL;
     if (length < MODEL_HEADER + 4)
         return fedl_error_set(err, FEDL_ERR_FORMAT,
-                              "%s: %zu bytes is shorter than a model file header (44 bytes)",
-                              name, length);
+                              "%s: %zu bytes is shorter than a model file header (44 bytes)", name,
+                              length);
     if (memcmp(bytes, MODEL_MAGIC, 8) != 0)
         return fedl_error_set(err, FEDL_ERR_FORMAT,
                               "%s: not a fedl model file (magic at byte 0 is not FEDLMODL)", name);

@@ -14,7 +14,10 @@
 
 #define MAX_LAYERS 256
 #define MAX_ARGS 8
-#define FLOAT_ALIGN 16 /* floats: sub-buffers start on 64-byte boundaries */
+#define FLOAT_ALIGN 16                 /* floats: sub-buffers start on 64-byte boundaries */
+#define MAX_SPEC_INT (1 << 20)         /* largest integer argument in a spec */
+#define MAX_LAYER_FLOATS 2147483647.0  /* largest activation of one sample */
+#define MAX_LAYER_WORK 1099511627776.0 /* 2^40: bounds every size product */
 
 static const char *const lenet5_spec =
     "conv2d(6,5,pad=2) relu maxpool2d(2) conv2d(16,5) relu maxpool2d(2) flatten dense(120) "
@@ -58,7 +61,7 @@ struct fedl_model {
 /* ------------------------------------------------------------ spec parsing */
 
 typedef struct spec_arg {
-    char key[16];  /* "" for positional */
+    char key[16]; /* "" for positional */
     char value[32];
     size_t position; /* byte offset of the argument in the spec */
 } spec_arg;
@@ -73,10 +76,12 @@ typedef struct layer_kind_entry {
 
 static const layer_kind_entry kinds[] = {
     {"dense", "linear", &fedl_layer_dense_ops, {"units", "bias", "init", NULL}, 1},
-    {"conv2d", "conv", &fedl_layer_conv2d_ops,
-     {"out", "kernel", "stride", "pad", "bias", "init"}, 2},
-    {"conv1d", NULL, &fedl_layer_conv1d_ops, {"out", "kernel", "stride", "pad", "bias", "init"},
+    {"conv2d",
+     "conv",
+     &fedl_layer_conv2d_ops,
+     {"out", "kernel", "stride", "pad", "bias", "init"},
      2},
+    {"conv1d", NULL, &fedl_layer_conv1d_ops, {"out", "kernel", "stride", "pad", "bias", "init"}, 2},
     {"maxpool2d", "maxpool", &fedl_layer_maxpool2d_ops, {"kernel", "stride", "pad", NULL}, 1},
     {"avgpool2d", "avgpool", &fedl_layer_avgpool2d_ops, {"kernel", "stride", "pad", NULL}, 1},
     {"global_avgpool", "gap", &fedl_layer_global_avgpool_ops, {NULL}, 0},
@@ -126,7 +131,7 @@ static fedl_status parse_int_value(const char *text, int32_t *out)
     long v;
     errno = 0;
     v = strtol(text, &end, 10);
-    if (errno != 0 || *end != '\0' || end == text || v < -1000000 || v > 100000000)
+    if (errno != 0 || *end != '\0' || end == text || v < 0 || v > MAX_SPEC_INT)
         return FEDL_ERR_SPEC;
     *out = (int32_t)v;
     return FEDL_OK;
@@ -145,8 +150,8 @@ static fedl_status parse_float_value(const char *text, float *out)
 }
 
 /* Apply one argument (already matched to key slot `slot`) to layer l. */
-static fedl_status apply_arg(fedl_layer *l, const char *key, const spec_arg *arg,
-                             const char *token, fedl_error *err)
+static fedl_status apply_arg(fedl_layer *l, const char *key, const spec_arg *arg, const char *token,
+                             fedl_error *err)
 {
     fedl_status st = FEDL_OK;
     int32_t iv = 0;
@@ -224,16 +229,17 @@ static fedl_status parse_args(const char *spec, size_t *pos, spec_arg *args, int
             size_t value_len = len - key_len - 1;
             if (key_len == 0 || key_len >= sizeof arg->key || value_len == 0 ||
                 value_len >= sizeof arg->value)
-                return fedl_error_set(err, FEDL_ERR_SPEC,
-                                      "model spec: malformed argument '%.*s' in '%s' at position %zu",
-                                      (int)len, spec + start, token, start);
+                return fedl_error_set(
+                    err, FEDL_ERR_SPEC,
+                    "model spec: malformed argument '%.*s' in '%s' at position %zu", (int)len,
+                    spec + start, token, start);
             memcpy(arg->key, spec + start, key_len);
             memcpy(arg->value, eq + 1, value_len);
         } else {
             if (len == 0 || len >= sizeof arg->value)
-                return fedl_error_set(err, FEDL_ERR_SPEC,
-                                      "model spec: empty or overlong argument in '%s' at position %zu",
-                                      token, start);
+                return fedl_error_set(
+                    err, FEDL_ERR_SPEC,
+                    "model spec: empty or overlong argument in '%s' at position %zu", token, start);
             memcpy(arg->value, spec + start, len);
         }
         if (spec[i] == ')') {
@@ -316,8 +322,8 @@ static fedl_status parse_layer(const char *spec, size_t *pos, fedl_layer *l, fed
             slot = key_index(kind, args[a].key);
             if (slot < 0)
                 return fedl_error_set(err, FEDL_ERR_SPEC,
-                                      "model spec: '%s' has no argument '%s' (position %zu)",
-                                      token, args[a].key, args[a].position);
+                                      "model spec: '%s' has no argument '%s' (position %zu)", token,
+                                      args[a].key, args[a].position);
         }
         if (given[slot])
             return fedl_error_set(err, FEDL_ERR_SPEC,
@@ -334,14 +340,14 @@ static fedl_status parse_layer(const char *spec, size_t *pos, fedl_layer *l, fed
                                   "model spec: '%s' at position %zu needs argument '%s', e.g. %s",
                                   token, start, kind->keys[r],
                                   kind->ops == &fedl_layer_dense_ops ? "dense(10)"
-                                  : kind->required == 2             ? "conv2d(6,5)"
-                                                                    : "maxpool2d(2)");
+                                  : kind->required == 2              ? "conv2d(6,5)"
+                                                                     : "maxpool2d(2)");
     }
     if (l->stride == -1)
-        l->stride = (kind->ops == &fedl_layer_maxpool2d_ops ||
-                     kind->ops == &fedl_layer_avgpool2d_ops)
-                        ? l->kernel
-                        : 1;
+        l->stride =
+            (kind->ops == &fedl_layer_maxpool2d_ops || kind->ops == &fedl_layer_avgpool2d_ops)
+                ? l->kernel
+                : 1;
     *pos = i;
     return FEDL_OK;
 }
@@ -364,8 +370,8 @@ static void describe_layer(const fedl_layer *l, char *buf, size_t size)
         break;
     case FEDL_LAYER_MAXPOOL2D:
     case FEDL_LAYER_AVGPOOL2D:
-        snprintf(buf, size, "%s(%d,stride=%d,pad=%d)", l->ops->name, (int)l->kernel,
-                 (int)l->stride, (int)l->pad);
+        snprintf(buf, size, "%s(%d,stride=%d,pad=%d)", l->ops->name, (int)l->kernel, (int)l->stride,
+                 (int)l->pad);
         break;
     case FEDL_LAYER_LEAKY_RELU:
         snprintf(buf, size, "leaky_relu(%g)", (double)l->slope);
@@ -399,6 +405,20 @@ static int count_tokens(const char *spec)
     return count;
 }
 
+/* Reject sizes whose products could overflow before a layer computes them:
+ * every product a layer forms is bounded by in_size * units * kernel^2. */
+static fedl_status check_layer_size(const fedl_layer *l, fedl_error *err)
+{
+    double units = l->units > 0 ? l->units : 1, kernel = l->kernel > 0 ? l->kernel : 1;
+    double padded = ((double)l->in.h + 2.0 * l->pad) * ((double)l->in.w + 2.0 * l->pad);
+    double channels = units > l->in.c ? units : l->in.c;
+    if ((double)l->in_size > MAX_LAYER_FLOATS ||
+        (double)l->in_size * units * kernel * kernel > MAX_LAYER_WORK ||
+        padded * channels > MAX_LAYER_FLOATS)
+        return fedl_error_set(err, FEDL_ERR_SPEC, "layer too large for this input");
+    return FEDL_OK;
+}
+
 static fedl_status setup_layers(fedl_model *m, fedl_error *err)
 {
     fedl_shape shape = m->input;
@@ -410,17 +430,21 @@ static fedl_status setup_layers(fedl_model *m, fedl_error *err)
         l->index = i;
         l->in = shape;
         l->in_size = (size_t)shape.c * (size_t)shape.h * (size_t)shape.w;
-        l->followed_by_relu = i + 1 < m->layer_count &&
-                              (m->layers[i + 1].ops == &fedl_layer_relu_ops ||
-                               m->layers[i + 1].ops == &fedl_layer_leaky_relu_ops);
-        st = l->ops->setup(l, err);
+        l->followed_by_relu =
+            i + 1 < m->layer_count && (m->layers[i + 1].ops == &fedl_layer_relu_ops ||
+                                       m->layers[i + 1].ops == &fedl_layer_leaky_relu_ops);
+        st = check_layer_size(l, err);
+        if (st == FEDL_OK)
+            st = l->ops->setup(l, err);
+        if (st == FEDL_OK &&
+            ((double)l->out_size > MAX_LAYER_FLOATS || (double)l->param_count > MAX_LAYER_WORK))
+            st = fedl_error_set(err, FEDL_ERR_SPEC, "output or parameters too large");
         if (st != FEDL_OK) {
             char detail[sizeof err->message];
             describe_layer(l, text, sizeof text);
             snprintf(detail, sizeof detail, "%s", err ? err->message : "");
-            return fedl_error_set(err, st,
-                                  "model spec: layer %d '%s' on input (%d,%d,%d): %s", i + 1,
-                                  text, (int)shape.c, (int)shape.h, (int)shape.w, detail);
+            return fedl_error_set(err, st, "model spec: layer %d '%s' on input (%d,%d,%d): %s",
+                                  i + 1, text, (int)shape.c, (int)shape.h, (int)shape.w, detail);
         }
         if (l->out.c <= 0 || l->out.h <= 0 || l->out.w <= 0) {
             describe_layer(l, text, sizeof text);
@@ -636,8 +660,7 @@ fedl_status fedl_model_reserve(fedl_model *m, int max_batch, fedl_error *err)
 {
     size_t workspace = 0, floats, cursor = 0, widest = m->layers[0].in_size;
     if (max_batch < 0 || max_batch > (1 << 24))
-        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "model: batch %d out of range",
-                              max_batch);
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "model: batch %d out of range", max_batch);
     release_reservation(m);
     if (max_batch == 0)
         return FEDL_OK;

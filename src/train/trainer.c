@@ -14,9 +14,9 @@ struct fedl_trainer {
     fedl_optim *optim;
     fedl_batcher batcher;
     int classes;
-    float *x;         /* (batch, C, H, W) */
-    int32_t *labels;  /* (batch) */
-    float *dlogits;   /* (batch, classes) */
+    float *x;        /* (batch, C, H, W) */
+    int32_t *labels; /* (batch) */
+    float *dlogits;  /* (batch, classes) */
     fedl_train_stats stats;
 };
 
@@ -183,8 +183,8 @@ fedl_status fedl_evaluate(fedl_model *model, const fedl_dataset *ds, int batch,
                               "evaluate: model input does not match the data shape");
     if (ds->classes > classes)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
-                              "evaluate: model has %d outputs but the data has %d classes",
-                              classes, ds->classes);
+                              "evaluate: model has %d outputs but the data has %d classes", classes,
+                              ds->classes);
     buffer_batch = (size_t)batch;
     x = fedl_mem_alloc_aligned(alloc, buffer_batch * ds->sample_bytes * sizeof(float), 64);
     labels = fedl_mem_alloc(alloc, buffer_batch * sizeof *labels);
@@ -211,8 +211,8 @@ fedl_status fedl_evaluate(fedl_model *model, const fedl_dataset *ds, int batch,
         fedl_dataset_gather(ds, indices, n, x, labels);
         st = fedl_model_forward(model, x, (int)n, 0, &logits, err);
         if (st == FEDL_OK)
-            st = fedl_loss_softmax_cross_entropy(logits, labels, (int)n, classes, 1.0f, &loss,
-                                                 NULL, err);
+            st = fedl_loss_softmax_cross_entropy(logits, labels, (int)n, classes, 1.0f, &loss, NULL,
+                                                 err);
         if (st != FEDL_OK)
             break;
         result->loss_sum += loss;

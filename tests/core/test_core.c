@@ -26,9 +26,9 @@ static void test_error_set_formats_message_and_returns_status(void **state)
 {
     fedl_error err;
     (void)state;
-    assert_int_equal(fedl_error_set(&err, FEDL_ERR_FORMAT, "%s: field %s at byte %d", "a.idx",
-                                    "magic", 3),
-                     FEDL_ERR_FORMAT);
+    assert_int_equal(
+        fedl_error_set(&err, FEDL_ERR_FORMAT, "%s: field %s at byte %d", "a.idx", "magic", 3),
+        FEDL_ERR_FORMAT);
     assert_int_equal(err.status, FEDL_ERR_FORMAT);
     assert_string_equal(err.message, "a.idx: field magic at byte 3");
     assert_int_equal(fedl_error_set(NULL, FEDL_ERR_IO, "ignored"), FEDL_ERR_IO);

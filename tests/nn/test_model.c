@@ -77,9 +77,8 @@ static void test_canonical_spec_round_trips(void **state)
     assert_string_equal(fedl_model_spec(a),
                         "conv2d(4,3,stride=1,pad=1) leaky_relu(0.2) maxpool2d(2,stride=2,pad=0) "
                         "dropout(0.25) global_avgpool dense(5,bias=0,init=glorot)");
-    assert_int_equal(fedl_model_create(fedl_model_spec(a), (fedl_shape){3, 8, 8}, 3, NULL, &b,
-                                       &err),
-                     FEDL_OK);
+    assert_int_equal(
+        fedl_model_create(fedl_model_spec(a), (fedl_shape){3, 8, 8}, 3, NULL, &b, &err), FEDL_OK);
     assert_string_equal(fedl_model_spec(a), fedl_model_spec(b));
     assert_int_equal(fedl_model_param_count(a), fedl_model_param_count(b));
     assert_memory_equal(fedl_model_params(a), fedl_model_params(b),
@@ -200,7 +199,7 @@ static void test_every_allocation_failure_is_reported_without_leaks(void **state
             fedl_allocator_init(&a, test_failing_alloc_fn, &hook);
             st = build_and_step(&a, (fedl_optim_kind)kind, &err);
             assert_int_equal(a.stats.live_bytes, 0); /* nothing leaked */
-            if (hook.requests < n) {                  /* ran to the end: no Nth request */
+            if (hook.requests < n) {                 /* ran to the end: no Nth request */
                 assert_int_equal(st, FEDL_OK);
                 break;
             }
@@ -239,9 +238,9 @@ static void test_training_step_allocates_nothing_in_steady_state(void **state)
         double loss;
         fedl_model_set_step(m, (uint64_t)step);
         assert_int_equal(fedl_model_forward(m, x, 8, 1, &out, &err), FEDL_OK);
-        assert_int_equal(fedl_loss_softmax_cross_entropy(out, labels, 8, 10, 0.125f, &loss,
-                                                         dlogits, &err),
-                         FEDL_OK);
+        assert_int_equal(
+            fedl_loss_softmax_cross_entropy(out, labels, 8, 10, 0.125f, &loss, dlogits, &err),
+            FEDL_OK);
         fedl_model_zero_grads(m);
         assert_int_equal(fedl_model_backward(m, dlogits, NULL, &err), FEDL_OK);
         fedl_optim_step(o, fedl_model_params(m), fedl_model_grads(m), 0.01f);

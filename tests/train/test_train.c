@@ -45,7 +45,8 @@ static fixture *need_data(void **state)
 {
     fixture *f = *state;
     if (f->train.count == 0) {
-        print_message("SKIP: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)\n");
+        print_message(
+            "SKIP: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)\n");
         skip();
     }
     return f;

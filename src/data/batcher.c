@@ -1,0 +1,110 @@
+/*
+ * batcher.c - the deterministic batcher: a per-epoch permutation computed
+ * from (seed, epoch) alone, and batches cut from it in order.
+ *
+ * Because the order is a pure function of (seed, epoch), the batcher's whole
+ * state is (epoch, position): a checkpoint stores those two numbers and a
+ * resumed run sees exactly the batches the killed run would have seen.
+ */
+#include <string.h>
+
+#include "fedl/data.h"
+
+#define FEDL_SHUFFLE_STREAM 0x5348554646ULL /* "SHUFF" */
+
+void fedl_shuffle_order(uint64_t seed, uint64_t epoch, uint32_t *order, size_t n)
+{
+    fedl_rng rng;
+    if (order == NULL || n == 0 || n > UINT32_MAX)
+        return;
+    for (size_t i = 0; i < n; i++)
+        order[i] = (uint32_t)i;
+    /* Fisher-Yates from the back: position i swaps with a uniform j <= i.
+     * fedl_rng_below is unbiased and uses 32-bit arithmetic only, so the
+     * permutation is the same on every platform and word size. */
+    fedl_rng_init(&rng, seed, FEDL_SHUFFLE_STREAM + epoch);
+    for (size_t i = n - 1; i > 0; i--) {
+        uint32_t j = fedl_rng_below(&rng, (uint32_t)(i + 1));
+        uint32_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+static void compute_order(fedl_batcher *b)
+{
+    if (b->order == NULL)
+        return;
+    if (b->shuffle) {
+        fedl_shuffle_order(b->seed, b->epoch, b->order, b->count);
+    } else {
+        for (size_t i = 0; i < b->count; i++)
+            b->order[i] = (uint32_t)i;
+    }
+}
+
+fedl_status fedl_batcher_init(fedl_batcher *b, const fedl_dataset *ds, uint64_t seed, int shuffle,
+                              fedl_allocator *alloc, fedl_error *err)
+{
+    if (b == NULL)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "fedl_batcher_init: b is NULL");
+    memset(b, 0, sizeof *b);
+    if (ds == NULL)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "fedl_batcher_init: dataset is NULL");
+    if ((uint64_t)ds->count > UINT32_MAX || ds->count > SIZE_MAX / sizeof(uint32_t))
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "fedl_batcher_init: dataset has %zu samples, more than the %lu "
+                              "a batcher can order",
+                              ds->count, (unsigned long)UINT32_MAX);
+    if (alloc == NULL)
+        alloc = fedl_allocator_default();
+    if (ds->count > 0) {
+        b->order = fedl_mem_realloc(alloc, NULL, 0, ds->count * sizeof(uint32_t)); /* (count) */
+        if (b->order == NULL)
+            return fedl_error_set(err, FEDL_ERR_NOMEM,
+                                  "fedl_batcher_init: cannot allocate the order of %zu samples",
+                                  ds->count);
+    }
+    b->ds = ds;
+    b->seed = seed;
+    b->shuffle = shuffle != 0;
+    b->alloc = alloc;
+    b->count = ds->count;
+    b->epoch = 0;
+    b->position = 0;
+    compute_order(b);
+    return FEDL_OK;
+}
+
+void fedl_batcher_free(fedl_batcher *b)
+{
+    if (b == NULL)
+        return;
+    fedl_mem_free(b->alloc, b->order, b->count * sizeof(uint32_t));
+    memset(b, 0, sizeof *b);
+}
+
+void fedl_batcher_seek(fedl_batcher *b, uint64_t epoch, size_t position)
+{
+    if (b == NULL)
+        return;
+    if (epoch != b->epoch) {
+        b->epoch = epoch;
+        if (b->shuffle)
+            compute_order(b);
+    }
+    b->position = position < b->count ? position : b->count;
+}
+
+size_t fedl_batcher_next(fedl_batcher *b, size_t max, float *x, int32_t *labels)
+{
+    size_t n;
+    if (b == NULL || b->order == NULL || b->position >= b->count)
+        return 0;
+    n = b->count - b->position;
+    if (n > max)
+        n = max;
+    fedl_dataset_gather(b->ds, b->order + b->position, n, x, labels);
+    b->position += n;
+    return n;
+}
