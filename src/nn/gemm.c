@@ -40,9 +40,8 @@ static void scale_c(int m, int n, float beta, float *c, int ldc)
     }
 }
 
-void fedl_sgemm_portable(int trans_a, int trans_b, int m, int n, int k, float alpha,
-                         const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                         int ldc)
+void fedl_sgemm_portable(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                         int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
     scale_c(m, n, beta, c, ldc);
     if (alpha == 0.0f || k == 0)
@@ -81,8 +80,8 @@ void fedl_sgemm_portable(int trans_a, int trans_b, int m, int n, int k, float al
     }
 }
 
-void fedl_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-                int lda, const float *b, int ldb, float beta, float *c, int ldc)
+void fedl_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                const float *b, int ldb, float beta, float *c, int ldc)
 {
     if (m <= 0 || n <= 0)
         return;

@@ -9,12 +9,11 @@
 #ifndef FEDL_NN_GEMM_H
 #define FEDL_NN_GEMM_H
 
-void fedl_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-                int lda, const float *b, int ldb, float beta, float *c, int ldc);
+void fedl_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                const float *b, int ldb, float beta, float *c, int ldc);
 
 /* The portable C implementation, always compiled (tests compare against it). */
-void fedl_sgemm_portable(int trans_a, int trans_b, int m, int n, int k, float alpha,
-                         const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                         int ldc);
+void fedl_sgemm_portable(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                         int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
 #endif

@@ -25,8 +25,8 @@ size_t fedl_tensor_numel(const fedl_tensor *t)
     return n;
 }
 
-fedl_status fedl_tensor_alloc(fedl_tensor *t, fedl_allocator *alloc, int ndim,
-                              const int32_t *shape, fedl_error *err)
+fedl_status fedl_tensor_alloc(fedl_tensor *t, fedl_allocator *alloc, int ndim, const int32_t *shape,
+                              fedl_error *err)
 {
     size_t n = 1;
     memset(t, 0, sizeof *t);

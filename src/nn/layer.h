@@ -33,10 +33,10 @@ typedef struct fedl_layer fedl_layer;
 
 typedef struct fedl_layer_ctx {
     int batch;
-    int training;      /* dropout active, aux kept */
-    uint64_t seed;     /* model seed (dropout masks) */
-    uint64_t step;     /* training step (dropout masks) */
-    float *workspace;  /* shared scratch */
+    int training;     /* dropout active, aux kept */
+    uint64_t seed;    /* model seed (dropout masks) */
+    uint64_t step;    /* training step (dropout masks) */
+    float *workspace; /* shared scratch */
     size_t workspace_floats;
 } fedl_layer_ctx;
 
@@ -45,12 +45,12 @@ typedef struct fedl_layer_ops {
     const char *name;
     fedl_status (*setup)(fedl_layer *l, fedl_error *err);
     size_t (*workspace_floats)(const fedl_layer *l, int batch); /* may be NULL: 0 */
-    void (*init)(const fedl_layer *l, float *w, fedl_rng *rng, fedl_init_kind kind); /* NULL: no params */
-    void (*forward)(const fedl_layer *l, const fedl_layer_ctx *ctx, const float *w,
-                    const float *x, float *y, void *aux);
-    void (*backward)(const fedl_layer *l, const fedl_layer_ctx *ctx, const float *w,
-                     const float *x, const float *y, const void *aux, const float *dy,
-                     float *dx, float *dw);
+    void (*init)(const fedl_layer *l, float *w, fedl_rng *rng,
+                 fedl_init_kind kind); /* NULL: no params */
+    void (*forward)(const fedl_layer *l, const fedl_layer_ctx *ctx, const float *w, const float *x,
+                    float *y, void *aux);
+    void (*backward)(const fedl_layer *l, const fedl_layer_ctx *ctx, const float *w, const float *x,
+                     const float *y, const void *aux, const float *dy, float *dx, float *dw);
     /* flops per sample of forward and backward (backward with dx) */
     void (*flops)(const fedl_layer *l, double *forward, double *backward);
 } fedl_layer_ops;
@@ -71,13 +71,13 @@ struct fedl_layer {
     int followed_by_relu; /* set by the model: picks He init by default */
 
     /* filled by setup */
-    fedl_shape in, out;     /* per sample */
-    size_t in_size;         /* floats per sample: in.c * in.h * in.w */
-    size_t out_size;        /* floats per sample */
-    size_t param_count;     /* floats */
-    size_t aux_size;        /* 32-bit words per sample */
+    fedl_shape in, out; /* per sample */
+    size_t in_size;     /* floats per sample: in.c * in.h * in.w */
+    size_t out_size;    /* floats per sample */
+    size_t param_count; /* floats */
+    size_t aux_size;    /* 32-bit words per sample */
 
-    size_t param_offset;    /* set by the model */
+    size_t param_offset; /* set by the model */
 };
 
 /* Fill w[0..n) with U(-bound, bound) from rng. */

@@ -64,8 +64,8 @@ static void no_flops(const fedl_layer *l, double *forward, double *backward)
 }
 
 const fedl_layer_ops fedl_layer_flatten_ops = {
-    FEDL_LAYER_FLATTEN, "flatten", flatten_setup, NULL, NULL, copy_forward, copy_backward,
-    no_flops};
+    FEDL_LAYER_FLATTEN, "flatten",     flatten_setup, NULL, NULL,
+    copy_forward,       copy_backward, no_flops};
 
 /* --------------------------------------------------------------------- relu */
 
@@ -95,8 +95,8 @@ static void relu_backward(const fedl_layer *l, const fedl_layer_ctx *ctx, const 
 }
 
 const fedl_layer_ops fedl_layer_relu_ops = {
-    FEDL_LAYER_RELU, "relu", same_shape_setup, NULL, NULL, relu_forward, relu_backward,
-    elementwise_flops};
+    FEDL_LAYER_RELU, "relu",        same_shape_setup, NULL, NULL,
+    relu_forward,    relu_backward, elementwise_flops};
 
 /* --------------------------------------------------------------- leaky relu */
 
@@ -120,8 +120,8 @@ static void leaky_relu_forward(const fedl_layer *l, const fedl_layer_ctx *ctx, c
 }
 
 static void leaky_relu_backward(const fedl_layer *l, const fedl_layer_ctx *ctx, const float *w,
-                                const float *x, const float *y, const void *aux,
-                                const float *dy, float *dx, float *dw)
+                                const float *x, const float *y, const void *aux, const float *dy,
+                                float *dx, float *dw)
 {
     size_t n = (size_t)ctx->batch * l->in_size;
     float slope = l->slope;
@@ -136,8 +136,8 @@ static void leaky_relu_backward(const fedl_layer *l, const fedl_layer_ctx *ctx, 
 }
 
 const fedl_layer_ops fedl_layer_leaky_relu_ops = {
-    FEDL_LAYER_LEAKY_RELU, "leaky_relu", leaky_relu_setup, NULL, NULL, leaky_relu_forward,
-    leaky_relu_backward, elementwise_flops};
+    FEDL_LAYER_LEAKY_RELU, "leaky_relu",        leaky_relu_setup, NULL, NULL,
+    leaky_relu_forward,    leaky_relu_backward, elementwise_flops};
 
 /* ------------------------------------------------------------------ sigmoid */
 
@@ -174,8 +174,8 @@ static void sigmoid_backward(const fedl_layer *l, const fedl_layer_ctx *ctx, con
 }
 
 const fedl_layer_ops fedl_layer_sigmoid_ops = {
-    FEDL_LAYER_SIGMOID, "sigmoid", same_shape_setup, NULL, NULL, sigmoid_forward,
-    sigmoid_backward, elementwise_flops};
+    FEDL_LAYER_SIGMOID, "sigmoid",        same_shape_setup, NULL, NULL,
+    sigmoid_forward,    sigmoid_backward, elementwise_flops};
 
 /* --------------------------------------------------------------------- tanh */
 
@@ -205,8 +205,8 @@ static void tanh_backward(const fedl_layer *l, const fedl_layer_ctx *ctx, const 
 }
 
 const fedl_layer_ops fedl_layer_tanh_ops = {
-    FEDL_LAYER_TANH, "tanh", same_shape_setup, NULL, NULL, tanh_forward, tanh_backward,
-    elementwise_flops};
+    FEDL_LAYER_TANH, "tanh",        same_shape_setup, NULL, NULL,
+    tanh_forward,    tanh_backward, elementwise_flops};
 
 /* ------------------------------------------------------------------ dropout */
 
@@ -265,5 +265,5 @@ static void dropout_backward(const fedl_layer *l, const fedl_layer_ctx *ctx, con
 }
 
 const fedl_layer_ops fedl_layer_dropout_ops = {
-    FEDL_LAYER_DROPOUT, "dropout", dropout_setup, NULL, NULL, dropout_forward, dropout_backward,
-    elementwise_flops};
+    FEDL_LAYER_DROPOUT, "dropout",        dropout_setup,    NULL, NULL,
+    dropout_forward,    dropout_backward, elementwise_flops};

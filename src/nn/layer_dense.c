@@ -73,5 +73,5 @@ static void dense_flops(const fedl_layer *l, double *forward, double *backward)
 }
 
 const fedl_layer_ops fedl_layer_dense_ops = {
-    FEDL_LAYER_DENSE, "dense", dense_setup, NULL, dense_init, dense_forward, dense_backward,
-    dense_flops};
+    FEDL_LAYER_DENSE, "dense",       dense_setup,    NULL,
+    dense_init,       dense_forward, dense_backward, dense_flops};

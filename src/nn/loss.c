@@ -3,9 +3,9 @@
 
 #include "fedl/nn.h"
 
-fedl_status fedl_loss_softmax_cross_entropy(const float *logits, const int32_t *labels,
-                                            int batch, int classes, float grad_scale,
-                                            double *loss_sum, float *dlogits, fedl_error *err)
+fedl_status fedl_loss_softmax_cross_entropy(const float *logits, const int32_t *labels, int batch,
+                                            int classes, float grad_scale, double *loss_sum,
+                                            float *dlogits, fedl_error *err)
 {
     double total = 0.0;
     if (batch <= 0 || classes <= 0)
@@ -14,8 +14,8 @@ fedl_status fedl_loss_softmax_cross_entropy(const float *logits, const int32_t *
     for (int b = 0; b < batch; b++) {
         if (labels[b] < 0 || labels[b] >= classes)
             return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
-                                  "loss: label %d of sample %d outside [0, %d)", (int)labels[b],
-                                  b, classes);
+                                  "loss: label %d of sample %d outside [0, %d)", (int)labels[b], b,
+                                  classes);
     }
     for (int b = 0; b < batch; b++) {
         const float *z = logits + (size_t)b * classes; /* (classes) */

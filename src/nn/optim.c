@@ -70,8 +70,8 @@ fedl_status fedl_optim_create(const fedl_optim_config *config, size_t param_coun
         if (!(config->beta1 >= 0.0f && config->beta1 < 1.0f && config->beta2 >= 0.0f &&
               config->beta2 < 1.0f))
             return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
-                                  "optimiser: betas (%g, %g) outside [0, 1)",
-                                  (double)config->beta1, (double)config->beta2);
+                                  "optimiser: betas (%g, %g) outside [0, 1)", (double)config->beta1,
+                                  (double)config->beta2);
         if (!(config->eps > 0.0f))
             return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "optimiser: eps must be positive");
         state_count = 2 * param_count;
