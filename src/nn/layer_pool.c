@@ -101,6 +101,39 @@ static fedl_status maxpool_setup(fedl_layer *l, fedl_error *err)
     return status;
 }
 
+/* The 2x2, stride 2, no padding case of LeNet-style nets, without branches:
+ * each window is four compares compiled to selects. Same semantics as the
+ * general loop: the first maximum wins, a NaN anywhere wins over numbers. */
+static void maxpool_forward_2x2(const fedl_layer *l, size_t planes, const float *x, float *y,
+                                int32_t *argmax)
+{
+    int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
+    for (size_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * (size_t)H * W;               /* (h, w) */
+        float *yp = y + pl * (size_t)OH * OW;                   /* (oh, ow) */
+        int32_t base = (int32_t)(pl % (size_t)l->in.c) * H * W; /* plane offset in the sample */
+        int32_t *ap = argmax != NULL ? argmax + pl * (size_t)OH * OW : NULL;
+        for (int oh = 0; oh < OH; oh++) {
+            const float *r0 = xp + (size_t)(2 * oh) * W, *r1 = r0 + W;
+            for (int ow = 0; ow < OW; ow++) {
+                float v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]};
+                int32_t at[4] = {2 * oh * W + 2 * ow, 2 * oh * W + 2 * ow + 1,
+                                 (2 * oh + 1) * W + 2 * ow, (2 * oh + 1) * W + 2 * ow + 1};
+                float best = v[0];
+                int32_t best_at = at[0];
+                for (int k = 1; k < 4; k++) {
+                    int take = (v[k] > best) | (v[k] != v[k]);
+                    best = take ? v[k] : best;
+                    best_at = take ? at[k] : best_at;
+                }
+                yp[(size_t)oh * OW + ow] = best;
+                if (ap != NULL)
+                    ap[(size_t)oh * OW + ow] = base + best_at;
+            }
+        }
+    }
+}
+
 static void maxpool_forward(const fedl_layer *l, const fedl_layer_ctx *ctx, const float *w,
                             const float *x, float *y, void *aux)
 {
@@ -108,6 +141,10 @@ static void maxpool_forward(const fedl_layer *l, const fedl_layer_ctx *ctx, cons
     int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
     size_t planes = (size_t)ctx->batch * (size_t)l->in.c;
     (void)w;
+    if (l->kernel == 2 && l->stride == 2 && l->pad == 0) {
+        maxpool_forward_2x2(l, planes, x, y, argmax);
+        return;
+    }
     for (size_t pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * (size_t)H * W;               /* (h, w) */
         float *yp = y + pl * (size_t)OH * OW;                   /* (oh, ow) */

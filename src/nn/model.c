@@ -31,6 +31,7 @@ struct fedl_model {
     uint64_t step;
     int layer_count;
     int layer_capacity; /* layers allocated (tokens in the spec) */
+    int first_param;    /* first layer with parameters (layer_count if none) */
     fedl_layer *layers; /* (layer_capacity) */
     char *spec;         /* canonical spec text */
     size_t spec_bytes;
@@ -423,6 +424,7 @@ static fedl_status setup_layers(fedl_model *m, fedl_error *err)
 {
     fedl_shape shape = m->input;
     size_t offset = 0;
+    m->first_param = m->layer_count;
     for (int i = 0; i < m->layer_count; i++) {
         fedl_layer *l = &m->layers[i];
         fedl_status st;
@@ -456,6 +458,8 @@ static fedl_status setup_layers(fedl_model *m, fedl_error *err)
         }
         l->param_offset = offset;
         offset += l->param_count;
+        if (l->param_count > 0 && m->first_param == m->layer_count)
+            m->first_param = i;
         shape = l->out;
     }
     m->param_count = offset;
@@ -824,21 +828,28 @@ fedl_status fedl_model_forward(fedl_model *m, const float *x, int batch, int tra
 fedl_status fedl_model_backward(fedl_model *m, const float *dout, float *dx, fedl_error *err)
 {
     fedl_layer_ctx ctx;
+    int last;
     const float *dy = dout;
     if (m->last_batch == 0 || !m->last_training)
         return fedl_error_set(err, FEDL_ERR_STATE,
                               "model: backward needs a training forward pass first");
     ctx = make_ctx(m, m->last_batch, 1);
-    for (int i = m->layer_count - 1; i >= 0; i--) {
+    /* Without an input gradient to return, nothing below the first layer with
+     * parameters needs a gradient, and that layer needs no input gradient:
+     * for an MLP behind a flatten this skips a third of the backward work. */
+    last = dx != NULL ? 0 : m->first_param;
+    for (int i = m->layer_count - 1; i >= last && i >= 0; i--) {
         const fedl_layer *l = &m->layers[i];
         const float *x = i > 0 ? m->acts[i - 1] : m->last_input;
-        float *dxi = i > 0 ? m->grad_buffer[i % 2] : dx;
+        float *dxi = i == 0 ? dx : (i > last ? m->grad_buffer[i % 2] : NULL);
         uint64_t start = m->profiling ? fedl_time_ns() : 0;
         l->ops->backward(l, &ctx, m->params + l->param_offset, x, m->acts[i], m->aux[i], dy, dxi,
                          m->grads + l->param_offset);
         if (m->profiling) {
             double fwd, bwd;
             l->ops->flops(l, &fwd, &bwd);
+            if (dxi == NULL && l->param_count > 0)
+                bwd -= fwd; /* the input-gradient half was skipped */
             m->profile[i].backward_ns += fedl_time_ns() - start;
             m->profile[i].backward_calls++;
             m->profile[i].backward_flops += bwd * m->last_batch;
