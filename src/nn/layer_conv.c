@@ -135,10 +135,19 @@ static inline void copy_floats(float *restrict dst, const float *restrict src, i
         dst[i] = src[i];
 }
 
+/* GCC turns the short row copies below into memmove calls, whose dispatch
+ * costs more than the copy at these lengths (24-28 floats for LeNet-5): it
+ * was 11% of a training step. Keep them as inline loops. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_LOOP_TO_MEMCPY __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NO_LOOP_TO_MEMCPY
+#endif
+
 /* col rows (kdim) of one sample, at stride ld between rows:
  * col[(ci*kh + ki)*kw + kj][oh*ow_count + ow] = x[ci][oh*sh - ph + ki][ow*sw - pw + kj]
  * (0 outside the input). x is (c, h, w). */
-static void im2col(const conv_geom *g, const float *x, float *col, size_t ld)
+NO_LOOP_TO_MEMCPY static void im2col(const conv_geom *g, const float *x, float *col, size_t ld)
 {
     for (int ci = 0; ci < g->c; ci++) {
         const float *plane = x + (size_t)ci * g->h * g->w; /* (h, w) */
@@ -173,7 +182,7 @@ static void im2col(const conv_geom *g, const float *x, float *col, size_t ld)
 
 /* The adjoint of im2col: dx (c, h, w) += the entries of col that read it.
  * Entries that read padding are dropped. */
-static void col2im_add(const conv_geom *g, const float *col, size_t ld, float *dx)
+NO_LOOP_TO_MEMCPY static void col2im_add(const conv_geom *g, const float *col, size_t ld, float *dx)
 {
     for (int ci = 0; ci < g->c; ci++) {
         float *plane = dx + (size_t)ci * g->h * g->w; /* (h, w) */
@@ -288,7 +297,11 @@ static fedl_status conv_setup(fedl_layer *l, fedl_error *err, int one_d)
     l->out = (fedl_shape){l->units, (int32_t)oh, (int32_t)ow};
     l->out_size = (size_t)l->units * (size_t)n;
     l->param_count = (size_t)weights + (l->bias ? (size_t)l->units : 0);
-    l->aux_size = 0;
+    /* forward keeps its columns for backward: (kdim, n) per sample */
+    {
+        int direct = kh == 1 && k == 1 && sh == 1 && l->stride == 1 && ph == 0 && l->pad == 0;
+        l->aux_size = direct ? 0 : (size_t)kdim * (size_t)n;
+    }
     return FEDL_OK;
 }
 
@@ -311,7 +324,7 @@ static void conv_init(const fedl_layer *l, float *w, fedl_rng *rng, fedl_init_ki
 /* ------------------------------------------------------------ forward */
 
 static void conv_forward(const fedl_layer *l, const fedl_layer_ctx *ctx, const float *w,
-                         const float *x, float *y, int one_d)
+                         const float *x, float *y, float *cols, int one_d)
 {
     conv_geom g = conv_geometry(l, one_d);
     const float *bias = l->bias ? w + (size_t)g.oc * g.kdim : NULL; /* (oc) */
@@ -326,8 +339,9 @@ static void conv_forward(const fedl_layer *l, const fedl_layer_ctx *ctx, const f
             float *yb = y + (size_t)b0 * out_size;      /* (oc, n) */
             const float *col = xb;                      /* (kdim, n) */
             if (!g.direct) {
-                im2col(&g, xb, ctx->workspace, n);
-                col = ctx->workspace;
+                float *colw = cols != NULL ? cols + (size_t)b0 * g.kdim * n : ctx->workspace;
+                im2col(&g, xb, colw, n);
+                col = colw;
             }
             if (bias != NULL) {
                 for (int o = 0; o < g.oc; o++) {
@@ -342,8 +356,9 @@ static void conv_forward(const fedl_layer *l, const fedl_layer_ctx *ctx, const f
             continue;
         }
         size_t ld = (size_t)cb * n;
-        float *col = ctx->workspace;            /* (kdim, cb*n) */
-        float *out = col + (size_t)g.kdim * ld; /* (oc, cb*n) */
+        /* (kdim, cb*n): kept in aux for backward when the model provides it */
+        float *col = cols != NULL ? cols + (size_t)b0 * g.kdim * n : ctx->workspace;
+        float *out = ctx->workspace + (size_t)g.kdim * ld; /* (oc, cb*n) */
         for (int b = 0; b < cb; b++)
             im2col(&g, x + (size_t)(b0 + b) * in_size, col + (size_t)b * n, ld);
         fedl_sgemm(0, 0, g.oc, (int)ld, g.kdim, 1.0f, w, g.kdim, col, (int)ld, 0.0f, out, (int)ld);
@@ -363,8 +378,27 @@ static void conv_forward(const fedl_layer *l, const fedl_layer_ctx *ctx, const f
 
 /* ------------------------------------------------------------ backward */
 
+/* Sum of n floats in eight interleaved partial sums, so the loop vectorises;
+ * the order is fixed, so the result is the same on every run. */
+static float sum_floats(const float *v, size_t n)
+{
+    float part[8] = {0};
+    float total = 0.0f;
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        for (int k = 0; k < 8; k++)
+            part[k] += v[j + (size_t)k];
+    }
+    for (; j < n; j++)
+        part[j % 8] += v[j];
+    for (int k = 0; k < 8; k++)
+        total += part[k];
+    return total;
+}
+
 static void conv_backward(const fedl_layer *l, const fedl_layer_ctx *ctx, const float *w,
-                          const float *x, const float *dy, float *dx, float *dw, int one_d)
+                          const float *x, const float *cols, const float *dy, float *dx, float *dw,
+                          int one_d)
 {
     conv_geom g = conv_geometry(l, one_d);
     float *dbias = l->bias ? dw + (size_t)g.oc * g.kdim : NULL; /* (oc) */
@@ -375,13 +409,8 @@ static void conv_backward(const fedl_layer *l, const fedl_layer_ctx *ctx, const 
     if (dbias != NULL) {
         for (int b = 0; b < batch; b++) {
             const float *dyb = dy + (size_t)b * out_size; /* (oc, n) */
-            for (int o = 0; o < g.oc; o++) {
-                const float *row = dyb + (size_t)o * n;
-                float sum = 0.0f;
-                for (size_t j = 0; j < n; j++)
-                    sum += row[j];
-                dbias[o] += sum;
-            }
+            for (int o = 0; o < g.oc; o++)
+                dbias[o] += sum_floats(dyb + (size_t)o * n, n);
         }
     }
 
@@ -396,20 +425,25 @@ static void conv_backward(const fedl_layer *l, const fedl_layer_ctx *ctx, const 
             col = x + (size_t)b0 * in_size;
             dyc = dy + (size_t)b0 * out_size;
         } else if (cb == 1) {
-            im2col(&g, x + (size_t)b0 * in_size, ctx->workspace, n);
-            col = ctx->workspace;
+            if (cols != NULL) {
+                col = cols + (size_t)b0 * g.kdim * n; /* kept by forward */
+            } else {
+                im2col(&g, x + (size_t)b0 * in_size, ctx->workspace, n);
+                col = ctx->workspace;
+            }
             dyc = dy + (size_t)b0 * out_size;
         } else {
             float *colw = ctx->workspace;
             float *gather = colw + (size_t)g.kdim * ld; /* (oc, cb*n) */
             for (int b = 0; b < cb; b++) {
                 const float *dyb = dy + (size_t)(b0 + b) * out_size; /* (oc, n) */
-                im2col(&g, x + (size_t)(b0 + b) * in_size, colw + (size_t)b * n, ld);
+                if (cols == NULL)
+                    im2col(&g, x + (size_t)(b0 + b) * in_size, colw + (size_t)b * n, ld);
                 for (int o = 0; o < g.oc; o++)
                     memcpy(gather + (size_t)o * ld + (size_t)b * n, dyb + (size_t)o * n,
                            n * sizeof(float));
             }
-            col = colw;
+            col = cols != NULL ? cols + (size_t)b0 * g.kdim * n : colw;
             dyc = gather;
         }
 
@@ -468,8 +502,7 @@ static void conv2d_flops(const fedl_layer *l, double *forward, double *backward)
 static void conv2d_forward(const fedl_layer *l, const fedl_layer_ctx *ctx, const float *w,
                            const float *x, float *y, void *aux)
 {
-    (void)aux;
-    conv_forward(l, ctx, w, x, y, 0);
+    conv_forward(l, ctx, w, x, y, aux, 0);
 }
 
 static void conv2d_backward(const fedl_layer *l, const fedl_layer_ctx *ctx, const float *w,
@@ -477,8 +510,7 @@ static void conv2d_backward(const fedl_layer *l, const fedl_layer_ctx *ctx, cons
                             float *dx, float *dw)
 {
     (void)y;
-    (void)aux;
-    conv_backward(l, ctx, w, x, dy, dx, dw, 0);
+    conv_backward(l, ctx, w, x, aux, dy, dx, dw, 0);
 }
 
 const fedl_layer_ops fedl_layer_conv2d_ops = {FEDL_LAYER_CONV2D, "conv2d",    conv2d_setup,
@@ -510,8 +542,7 @@ static void conv1d_flops(const fedl_layer *l, double *forward, double *backward)
 static void conv1d_forward(const fedl_layer *l, const fedl_layer_ctx *ctx, const float *w,
                            const float *x, float *y, void *aux)
 {
-    (void)aux;
-    conv_forward(l, ctx, w, x, y, 1);
+    conv_forward(l, ctx, w, x, y, aux, 1);
 }
 
 static void conv1d_backward(const fedl_layer *l, const fedl_layer_ctx *ctx, const float *w,
@@ -519,8 +550,7 @@ static void conv1d_backward(const fedl_layer *l, const fedl_layer_ctx *ctx, cons
                             float *dx, float *dw)
 {
     (void)y;
-    (void)aux;
-    conv_backward(l, ctx, w, x, dy, dx, dw, 1);
+    conv_backward(l, ctx, w, x, aux, dy, dx, dw, 1);
 }
 
 const fedl_layer_ops fedl_layer_conv1d_ops = {FEDL_LAYER_CONV1D, "conv1d",    conv1d_setup,
