@@ -69,27 +69,26 @@ static void test_durable_write_reports_missing_directory_and_keeps_nothing(void 
     assert_non_null(strstr(err.message, "No such file"));
 }
 
-static void test_durable_write_into_unwritable_directory_fails_and_old_file_survives(void **state)
+static void test_durable_write_over_a_directory_fails_and_cleans_its_temp_file(void **state)
 {
-    const char *dir = test_make_temp_dir("durable-ro");
-    char path[512], buf[16];
+    const char *dir = test_make_temp_dir("durable-dir");
+    char target[512], inner[600];
     fedl_error err = {0};
     (void)state;
     assert_non_null(dir);
-    snprintf(path, sizeof path, "%s/keep.bin", dir);
-    assert_int_equal(fedl_durable_write(path, "old", 3, &err), FEDL_OK);
-    chmod(dir, 0500);
-    if (access(dir, W_OK) == 0) { /* root ignores the mode bits */
-        chmod(dir, 0700);
-        remove(path);
-        rmdir(dir);
-        skip();
-    }
-    assert_int_equal(fedl_durable_write(path, "new!", 4, &err), FEDL_ERR_IO);
-    assert_non_null(strstr(err.message, "cannot create"));
-    assert_int_equal(read_all(path, buf, sizeof buf), 3);
-    chmod(dir, 0700);
-    remove(path);
+    snprintf(target, sizeof target, "%s/occupied", dir);
+    assert_int_equal(mkdir(target, 0700), 0);
+    snprintf(inner, sizeof inner, "%s/keep", target);
+    assert_int_equal(test_write_file(inner, "old", 3), 0);
+    /* rename() cannot replace a non-empty directory: the write must fail,
+     * name the path, and leave the directory and its content as they were */
+    assert_int_equal(fedl_durable_write(target, "new!", 4, &err), FEDL_ERR_IO);
+    assert_non_null(strstr(err.message, "rename failed"));
+    assert_non_null(strstr(err.message, target));
+    assert_int_equal(count_entries(dir), 1);
+    assert_int_equal(count_entries(target), 1);
+    remove(inner);
+    rmdir(target);
     rmdir(dir);
 }
 
@@ -98,7 +97,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durable_write_creates_and_replaces_whole_file),
         cmocka_unit_test(test_durable_write_reports_missing_directory_and_keeps_nothing),
-        cmocka_unit_test(test_durable_write_into_unwritable_directory_fails_and_old_file_survives),
+        cmocka_unit_test(test_durable_write_over_a_directory_fails_and_cleans_its_temp_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
