@@ -9,7 +9,10 @@
  *   y   (batch, out.c, out.h, out.w)  output activations
  *   w   (param_count)                 this layer's slice of the flat params,
  *                                     PyTorch order: weight then bias
- *   dw  (param_count)                 gradient slice; backward ADDS to it
+ *   dw  (param_count)                 gradient slice; backward ADDS to it when
+ *                                     ctx->accumulate, else OVERWRITES it (the
+ *                                     first micro-batch after zeroing: saves a
+ *                                     memset and a read of every gradient)
  *   dx  same shape as x, or NULL when the input gradient is not wanted
  *                                     (first layer); backward OVERWRITES it
  *   aux (batch, aux_size) 32-bit words kept from forward for backward
@@ -38,6 +41,7 @@ typedef struct fedl_layer_ctx {
     uint64_t step;    /* training step (dropout masks) */
     float *workspace; /* shared scratch */
     size_t workspace_floats;
+    int accumulate; /* 1: backward adds to dw; 0: backward overwrites dw */
 } fedl_layer_ctx;
 
 typedef struct fedl_layer_ops {

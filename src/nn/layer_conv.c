@@ -406,6 +406,8 @@ static void conv_backward(const fedl_layer *l, const fedl_layer_ctx *ctx, const 
     int batch = ctx->batch;
     int chunk = chunk_used(&g, batch, ctx->workspace_floats);
 
+    if (!ctx->accumulate) /* overwrite: the weights of a conv are few, clear them */
+        memset(dw, 0, l->param_count * sizeof(float));
     if (dbias != NULL) {
         for (int b = 0; b < batch; b++) {
             const float *dyb = dy + (size_t)b * out_size; /* (oc, n) */

@@ -50,10 +50,12 @@ static void dense_backward(const fedl_layer *l, const fedl_layer_ctx *ctx, const
     int in = (int)l->in_size, out = l->units, batch = ctx->batch;
     (void)y;
     (void)aux;
-    /* dW (out, in) += dy^T (out, batch) . x (batch, in) */
-    fedl_sgemm(1, 0, out, in, batch, 1.0f, dy, out, x, in, 1.0f, dw, in);
+    /* dW (out, in) (+)= dy^T (out, batch) . x (batch, in) */
+    fedl_sgemm(1, 0, out, in, batch, 1.0f, dy, out, x, in, ctx->accumulate ? 1.0f : 0.0f, dw, in);
     if (l->bias) {
         float *dbias = dw + (size_t)out * in; /* (out) */
+        if (!ctx->accumulate)
+            memset(dbias, 0, (size_t)out * sizeof(float));
         for (int b = 0; b < batch; b++) {
             const float *row = dy + (size_t)b * out;
             for (int o = 0; o < out; o++)

@@ -32,6 +32,7 @@ struct fedl_model {
     int layer_count;
     int layer_capacity; /* layers allocated (tokens in the spec) */
     int first_param;    /* first layer with parameters (layer_count if none) */
+    int grads_stale;    /* zero_grads was called: the next backward overwrites */
     fedl_layer *layers; /* (layer_capacity) */
     char *spec;         /* canonical spec text */
     size_t spec_bytes;
@@ -710,14 +711,28 @@ float *fedl_model_params(fedl_model *m)
     return m->params;
 }
 
+static void materialise_zero_grads(fedl_model *m);
+
 float *fedl_model_grads(fedl_model *m)
 {
+    materialise_zero_grads(m);
     return m->grads;
 }
 
+/* Zeroing is lazy: the next backward overwrites every gradient instead of
+ * adding to it, which saves a pass over the whole array each step. Anyone who
+ * reads the gradients first gets them zeroed here. */
 void fedl_model_zero_grads(fedl_model *m)
 {
-    memset(m->grads, 0, m->param_count * sizeof(float));
+    m->grads_stale = 1;
+}
+
+static void materialise_zero_grads(fedl_model *m)
+{
+    if (m->grads_stale) {
+        memset(m->grads, 0, m->param_count * sizeof(float));
+        m->grads_stale = 0;
+    }
 }
 
 fedl_shape fedl_model_input_shape(const fedl_model *m)
@@ -789,6 +804,7 @@ static fedl_layer_ctx make_ctx(const fedl_model *m, int batch, int training)
     ctx.step = m->step;
     ctx.workspace = m->workspace;
     ctx.workspace_floats = m->workspace_floats;
+    ctx.accumulate = 1;
     return ctx;
 }
 
@@ -834,6 +850,8 @@ fedl_status fedl_model_backward(fedl_model *m, const float *dout, float *dx, fed
         return fedl_error_set(err, FEDL_ERR_STATE,
                               "model: backward needs a training forward pass first");
     ctx = make_ctx(m, m->last_batch, 1);
+    ctx.accumulate = !m->grads_stale;
+    m->grads_stale = 0; /* every layer with parameters is visited below */
     /* Without an input gradient to return, nothing below the first layer with
      * parameters needs a gradient, and that layer needs no input gradient:
      * for an MLP behind a flatten this skips a third of the backward work. */

@@ -110,44 +110,71 @@ void fedl_optim_destroy(fedl_optim *o)
 }
 
 /* torch.optim.SGD: g += wd * p; b = g (first step) or mu * b + (1 - damp) * g;
- * g = nesterov ? g + mu * b : b; p -= lr * g. */
-static void sgd_step(fedl_optim *o, float *p, const float *grads, float lr)
+ * g = nesterov ? g + mu * b : b; p -= lr * g. Each case is its own loop
+ * over restrict pointers so that it vectorises. */
+static void sgd_plain(size_t n, float *restrict p, const float *restrict grads, float lr, float wd)
 {
-    const fedl_optim_config *c = &o->config;
-    float mu = c->momentum, wd = c->weight_decay, damp = 1.0f - c->dampening;
-    float *buf = o->state; /* (n) momentum */
-    for (size_t i = 0; i < o->param_count; i++) {
-        float g = grads[i] + wd * p[i];
-        if (buf != NULL) {
-            buf[i] = o->steps == 0 ? g : mu * buf[i] + damp * g;
-            g = c->nesterov ? g + mu * buf[i] : buf[i];
-        }
-        p[i] -= lr * g;
+    for (size_t i = 0; i < n; i++)
+        p[i] -= lr * (grads[i] + wd * p[i]);
+}
+
+static void sgd_momentum(size_t n, float *restrict p, const float *restrict grads,
+                         float *restrict buf, float lr, float wd, float mu, float damp, int first,
+                         int nesterov)
+{
+    if (first) {
+        for (size_t i = 0; i < n; i++)
+            buf[i] = grads[i] + wd * p[i];
+    } else {
+        for (size_t i = 0; i < n; i++)
+            buf[i] = mu * buf[i] + damp * (grads[i] + wd * p[i]);
+    }
+    if (nesterov) {
+        for (size_t i = 0; i < n; i++)
+            p[i] -= lr * ((grads[i] + wd * p[i]) + mu * buf[i]);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            p[i] -= lr * buf[i];
     }
 }
 
-/* torch.optim.Adam / AdamW (non-amsgrad, non-fused, float32). */
+static void sgd_step(fedl_optim *o, float *p, const float *grads, float lr)
+{
+    const fedl_optim_config *c = &o->config;
+    if (o->state == NULL)
+        sgd_plain(o->param_count, p, grads, lr, c->weight_decay);
+    else
+        sgd_momentum(o->param_count, p, grads, o->state, lr, c->weight_decay, c->momentum,
+                     1.0f - c->dampening, o->steps == 0, c->nesterov);
+}
+
+/* torch.optim.Adam / AdamW (non-amsgrad, non-fused, float32): one loop over
+ * restrict pointers, decay folded in as L2 (Adam) or decoupled (AdamW). */
+static void adam_update(size_t n, float *restrict p, const float *restrict grads, float *restrict m,
+                        float *restrict v, float lr, const fedl_optim_config *c, float step_size,
+                        float bias2_sqrt)
+{
+    float l2 = c->kind == FEDL_OPTIM_ADAMW ? 0.0f : c->weight_decay;
+    float shrink = c->kind == FEDL_OPTIM_ADAMW ? 1.0f - lr * c->weight_decay : 1.0f;
+    float one_minus_b1 = 1.0f - c->beta1, b2 = c->beta2, one_minus_b2 = 1.0f - c->beta2;
+    float eps = c->eps;
+    for (size_t i = 0; i < n; i++) {
+        float g = grads[i] + l2 * p[i];
+        float pi = p[i] * shrink;
+        m[i] += (g - m[i]) * one_minus_b1;
+        v[i] = v[i] * b2 + one_minus_b2 * g * g;
+        p[i] = pi - step_size * (m[i] / (sqrtf(v[i]) / bias2_sqrt + eps));
+    }
+}
+
 static void adam_step(fedl_optim *o, float *p, const float *grads, float lr)
 {
     const fedl_optim_config *c = &o->config;
-    float *m = o->state;                  /* (n) first moment */
-    float *v = o->state + o->param_count; /* (n) second moment */
     double t = (double)(o->steps + 1);
     float bias1 = (float)(1.0 - pow((double)c->beta1, t));
     float bias2 = (float)(1.0 - pow((double)c->beta2, t));
-    float step_size = lr / bias1;
-    float bias2_sqrt = sqrtf(bias2);
-    int decoupled = c->kind == FEDL_OPTIM_ADAMW;
-    for (size_t i = 0; i < o->param_count; i++) {
-        float g = grads[i];
-        if (decoupled)
-            p[i] *= 1.0f - lr * c->weight_decay;
-        else
-            g += c->weight_decay * p[i];
-        m[i] += (g - m[i]) * (1.0f - c->beta1);
-        v[i] = v[i] * c->beta2 + (1.0f - c->beta2) * g * g;
-        p[i] -= step_size * (m[i] / (sqrtf(v[i]) / bias2_sqrt + c->eps));
-    }
+    adam_update(o->param_count, p, grads, o->state, o->state + o->param_count, lr, c, lr / bias1,
+                sqrtf(bias2));
 }
 
 void fedl_optim_step(fedl_optim *o, float *params, const float *grads, float lr)

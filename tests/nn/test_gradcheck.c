@@ -128,6 +128,7 @@ static int gc_prepare(const gc_case *c, gc_buffers *b, fedl_rng *rng)
     b->ctx.training = c->training;
     b->ctx.seed = 12345;
     b->ctx.step = 7;
+    b->ctx.accumulate = 1;
     b->ctx.workspace_floats = ws;
 
     size_t nin = (size_t)c->batch * b->l.in_size, nout = (size_t)c->batch * b->l.out_size;
@@ -653,7 +654,7 @@ static void test_pool_forward_matches_pytorch(void **state)
     (void)state;
     for (int k = 0; k < 2; k++) {
         fedl_layer l = layer_in(1, 4, 4);
-        fedl_layer_ctx ctx = {1, 1, 0, 0, NULL, 0};
+        fedl_layer_ctx ctx = {1, 1, 0, 0, NULL, 0, 1};
         float x[16], y[4];
         int32_t aux[4] = {-1, -1, -1, -1};
         l.ops = kinds[k];
@@ -678,7 +679,7 @@ static void test_pool_forward_matches_pytorch(void **state)
 static void test_maxpool_padding_is_negative_infinity(void **state)
 {
     fedl_layer l = layer_in(2, 3, 3);
-    fedl_layer_ctx ctx = {1, 1, 0, 0, NULL, 0};
+    fedl_layer_ctx ctx = {1, 1, 0, 0, NULL, 0, 1};
     float x[18], y[8], dy[8], dx[18];
     int32_t aux[8];
     (void)state;

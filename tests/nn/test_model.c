@@ -253,6 +253,49 @@ static void test_training_step_allocates_nothing_in_steady_state(void **state)
     assert_int_equal(a.stats.live_bytes, 0);
 }
 
+static void test_zero_grads_then_backward_equals_fresh_gradient_and_accumulates(void **state)
+{
+    fedl_model *m;
+    fedl_error err;
+    const float *out;
+    float x[3 * 36], dout[3 * 4];
+    float *first, *g;
+    size_t n;
+    (void)state;
+    for (int i = 0; i < 3 * 36; i++)
+        x[i] = (float)((i * 5) % 11) / 11.0f - 0.4f;
+    for (int i = 0; i < 12; i++)
+        dout[i] = (float)(i % 5) - 2.0f;
+    assert_int_equal(fedl_model_create("conv2d(2,3) relu flatten dense(4)", (fedl_shape){1, 6, 6},
+                                       3, NULL, &m, &err),
+                     FEDL_OK);
+    assert_int_equal(fedl_model_reserve(m, 3, &err), FEDL_OK);
+    n = fedl_model_param_count(m);
+    g = fedl_model_grads(m);
+    for (size_t i = 0; i < n; i++)
+        g[i] = 1e6f; /* garbage a lazy zero must not leak */
+    fedl_model_zero_grads(m);
+    g = fedl_model_grads(m);
+    for (size_t i = 0; i < n; i++)
+        assert_true(g[i] == 0.0f);
+    for (size_t i = 0; i < n; i++)
+        g[i] = 1e6f;
+    fedl_model_zero_grads(m);
+    assert_int_equal(fedl_model_forward(m, x, 3, 1, &out, &err), FEDL_OK);
+    assert_int_equal(fedl_model_backward(m, dout, NULL, &err), FEDL_OK);
+    first = malloc(n * sizeof *first);
+    assert_non_null(first);
+    memcpy(first, fedl_model_grads(m), n * sizeof *first);
+    for (size_t i = 0; i < n; i++)
+        assert_true(fabsf(first[i]) < 1e5f); /* overwritten, not added to garbage */
+    assert_int_equal(fedl_model_backward(m, dout, NULL, &err), FEDL_OK);
+    g = fedl_model_grads(m);
+    for (size_t i = 0; i < n; i++)
+        assert_true(fabsf(g[i] - 2.0f * first[i]) <= 1e-5f * (1.0f + fabsf(first[i]))); /* adds */
+    free(first);
+    fedl_model_destroy(m);
+}
+
 static void test_dropout_masks_depend_on_step_and_vanish_in_eval(void **state)
 {
     fedl_model *m;
@@ -420,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_forward_requires_reserve_and_respects_batch),
         cmocka_unit_test(test_every_allocation_failure_is_reported_without_leaks),
         cmocka_unit_test(test_training_step_allocates_nothing_in_steady_state),
+        cmocka_unit_test(test_zero_grads_then_backward_equals_fresh_gradient_and_accumulates),
         cmocka_unit_test(test_dropout_masks_depend_on_step_and_vanish_in_eval),
         cmocka_unit_test(test_sgd_momentum_follows_torch_rule),
         cmocka_unit_test(test_adam_first_step_moves_by_lr),
