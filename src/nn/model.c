@@ -696,6 +696,8 @@ fedl_status fedl_model_reserve(fedl_model *m, int max_batch, fedl_error *err)
     m->workspace = m->block + cursor;
     m->workspace_floats = workspace;
     m->max_batch = max_batch;
+    fedl_log(FEDL_LOG_DEBUG, "model: reserved %zu bytes for batch %d (workspace %zu bytes)",
+             fedl_model_reserved_bytes(m), max_batch, workspace * sizeof(float));
     return FEDL_OK;
 }
 

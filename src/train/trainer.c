@@ -103,6 +103,10 @@ fedl_status fedl_trainer_create(fedl_model *model, const fedl_dataset *train,
         return st;
     }
     t->stats.epoch_samples = train->count;
+    fedl_log(FEDL_LOG_INFO,
+             "trainer: %zu samples, batch %d, %s, %zu parameters, %zu bytes of activations",
+             train->count, config->batch, fedl_optim_kind_name(config->optim.kind),
+             fedl_model_param_count(model), fedl_model_reserved_bytes(model));
     *out = t;
     return FEDL_OK;
 }
