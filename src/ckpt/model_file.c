@@ -93,7 +93,7 @@ fedl_status fedl_model_deserialize(const uint8_t *bytes, size_t length, const ch
     uint32_t version, header, spec_len, stored_crc, actual_crc;
     uint64_t count;
     fedl_shape in;
-    char spec[MODEL_MAX_SPEC + 1];
+    char *spec; /* (spec_len + 1), NUL-terminated copy */
     fedl_model *model;
     fedl_status st;
     float *params;
@@ -138,12 +138,15 @@ fedl_status fedl_model_deserialize(const uint8_t *bytes, size_t length, const ch
     in.c = (int32_t)get_u32(bytes + 20);
     in.h = (int32_t)get_u32(bytes + 24);
     in.w = (int32_t)get_u32(bytes + 28);
-    memcpy(spec, bytes + MODEL_HEADER, spec_len);
-    spec[spec_len] = '\0';
-    if (memchr(spec, '\0', spec_len) != NULL)
+    if (memchr(bytes + MODEL_HEADER, '\0', spec_len) != NULL)
         return fedl_error_set(err, FEDL_ERR_FORMAT, "%s: spec at byte 40 contains a NUL byte",
                               name);
+    spec = fedl_mem_alloc(alloc, (size_t)spec_len + 1);
+    if (spec == NULL)
+        return fedl_error_set(err, FEDL_ERR_NOMEM, "%s: cannot allocate the spec", name);
+    memcpy(spec, bytes + MODEL_HEADER, spec_len);
     st = fedl_model_create(spec, in, 0, alloc, &model, err);
+    fedl_mem_free(alloc, spec, (size_t)spec_len + 1);
     if (st != FEDL_OK) {
         char detail[sizeof err->message];
         snprintf(detail, sizeof detail, "%s", err ? err->message : "");

@@ -1,12 +1,14 @@
 /*
  * crc32c.c - CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), portable
- * slicing-by-8 tables built on first use. (A hardware path for SSE4.2 and
+ * slicing-by-8 tables built once (pthread_once) on first use. (A hardware path for SSE4.2 and
  * ARMv8 CRC comes with the checkpoint format.)
  */
+#include <pthread.h>
+
 #include "fedl/core.h"
 
 static uint32_t table[8][256];
-static int table_ready;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
 static void build_table(void)
 {
@@ -20,14 +22,12 @@ static void build_table(void)
         for (int s = 1; s < 8; s++)
             table[s][n] = (table[s - 1][n] >> 8) ^ table[0][table[s - 1][n] & 0xFF];
     }
-    table_ready = 1;
 }
 
 uint32_t fedl_crc32c(uint32_t crc, const void *data, size_t length)
 {
     const unsigned char *p = data;
-    if (!table_ready)
-        build_table();
+    pthread_once(&table_once, build_table);
     crc = ~crc;
     while (length >= 8) {
         uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
