@@ -5,7 +5,7 @@
 #
 # For each model (LeNet-5 and the MLP) trains one epoch of Fashion-MNIST with
 # BUILD_DIR/fedl and with bench/torch_train.py (same layers, batch 32, SGD lr
-# 0.05 momentum 0.9, seed 1), one after the other, and prints samples/s of the
+# 0.05 momentum 0.9, run r with seed r), one after the other, and prints samples/s of the
 # training loop, peak RSS, test accuracy and the fedl/torch ratios. Then it
 # checks the bars:
 #   fedl >= 1.5x torch samples/s on LeNet-5, >= 1.0x on the MLP,
@@ -15,8 +15,11 @@
 #
 # Options:
 #   --strict           exit 1 if any bar fails
-#   --repeat N         run each fedl/torch pair N times, alternating, and report
-#                      the median samples/s and accuracy, max RSS [1]
+#   --repeat N         run each fedl/torch pair N times with seeds 1..N,
+#                      alternating the order; report the median samples/s, the
+#                      mean test accuracy (one epoch's accuracy moves by
+#                      +-2 points with the seed alone, in both frameworks)
+#                      and the max RSS [1]
 #   --epochs N         epochs per run [1]
 #   --models "A B"     models to run [lenet5 mlp]
 #   --data DIR         IDX directory [/usr/share/datasets/fashion-mnist]
@@ -84,11 +87,11 @@ limit_args=""
 have_time=0
 [ -x /usr/bin/time ] && have_time=1
 
-# run_fedl MODEL OUT -> prints "sps rss_mib acc backend"
+# run_fedl MODEL OUT SEED -> prints "sps rss_mib acc backend"
 run_fedl() {
     # shellcheck disable=SC2086
     set -- "$fedl" train --model "$1" --data "$data" --epochs "$epochs" --batch 32 \
-        --lr 0.05 --momentum 0.9 --seed 1 --quiet $limit_args
+        --lr 0.05 --momentum 0.9 --seed "$3" --quiet $limit_args
     if [ $have_time -eq 1 ]; then
         /usr/bin/time -f '%M' -o "$tmp/time" "$@" >"$tmp/fedl.out" 2>"$tmp/fedl.err" || {
             cat "$tmp/fedl.err" >&2; return 1; }
@@ -115,11 +118,11 @@ run_fedl() {
         }' "$tmp/fedl.out"
 }
 
-# run_torch MODEL -> prints "sps rss_mib acc torch_version"
+# run_torch MODEL SEED -> prints "sps rss_mib acc torch_version"
 run_torch() {
     # shellcheck disable=SC2086
     "$PYTHON" "$here/torch_train.py" --model "$1" --data "$data" --epochs "$epochs" \
-        --batch 32 --lr 0.05 --momentum 0.9 --seed 1 --threads 1 $limit_args \
+        --batch 32 --lr 0.05 --momentum 0.9 --seed "$2" --threads 1 $limit_args \
         >"$tmp/torch.out" 2>"$tmp/torch.err" || { cat "$tmp/torch.err" >&2; return 1; }
     awk '/^torch_train / {
             for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
@@ -129,13 +132,18 @@ run_torch() {
         END { if (!found) exit 1 }' "$tmp/torch.out"
 }
 
+# mean of the numbers on stdin
+mean() {
+    awk '{ s += $1 } END { if (NR) printf "%.6f\n", s / NR }'
+}
+
 # median of the numbers on stdin
 median() {
     sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
-echo "fedl vs PyTorch: $epochs epoch(s) of $(basename "$data"), batch 32, SGD lr 0.05 momentum 0.9, seed 1, 1 thread"
+echo "fedl vs PyTorch: $epochs epoch(s) of $(basename "$data"), batch 32, SGD lr 0.05 momentum 0.9, seeds 1..$repeat (run r uses seed r), 1 thread"
 echo "host: ${cpu:-unknown CPU}, $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo "?") cores; $(date -u '+%Y-%m-%d %H:%M UTC'); load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
 [ "$train_limit" -gt 0 ] && echo "NOTE: --train-limit $train_limit: smoke run, figures are not comparable to full epochs"
 
@@ -148,21 +156,21 @@ for model in $models; do
     while [ "$r" -le "$repeat" ]; do
         # Alternate the order so neither framework always runs second.
         if [ $((r % 2)) -eq 1 ]; then
-            run_fedl "$model" >>"$tmp/f.rows" || { echo "fedl $model failed" >&2; exit 1; }
-            run_torch "$model" >>"$tmp/t.rows" || { echo "torch $model failed" >&2; exit 1; }
+            run_fedl "$model" out "$r" >>"$tmp/f.rows" || { echo "fedl $model failed" >&2; exit 1; }
+            run_torch "$model" "$r" >>"$tmp/t.rows" || { echo "torch $model failed" >&2; exit 1; }
         else
-            run_torch "$model" >>"$tmp/t.rows" || { echo "torch $model failed" >&2; exit 1; }
-            run_fedl "$model" >>"$tmp/f.rows" || { echo "fedl $model failed" >&2; exit 1; }
+            run_torch "$model" "$r" >>"$tmp/t.rows" || { echo "torch $model failed" >&2; exit 1; }
+            run_fedl "$model" out "$r" >>"$tmp/f.rows" || { echo "fedl $model failed" >&2; exit 1; }
         fi
         r=$((r + 1))
     done
     f_sps=$(cut -d' ' -f1 "$tmp/f.rows" | median)
     f_rss=$(cut -d' ' -f2 "$tmp/f.rows" | sort -g | tail -n 1)
-    f_acc=$(cut -d' ' -f3 "$tmp/f.rows" | median)
+    f_acc=$(cut -d' ' -f3 "$tmp/f.rows" | mean)
     f_be=$(cut -d' ' -f4 "$tmp/f.rows" | head -n 1)
     t_sps=$(cut -d' ' -f1 "$tmp/t.rows" | median)
     t_rss=$(cut -d' ' -f2 "$tmp/t.rows" | sort -g | tail -n 1)
-    t_acc=$(cut -d' ' -f3 "$tmp/t.rows" | median)
+    t_acc=$(cut -d' ' -f3 "$tmp/t.rows" | mean)
     t_ver=$(cut -d' ' -f4 "$tmp/t.rows" | head -n 1)
     if [ "$model" = lenet5 ]; then bar=1.5; else bar=1.0; fi
     awk -v m="$model" -v fs="$f_sps" -v fr="$f_rss" -v fa="$f_acc" -v fb="$f_be" \
@@ -179,6 +187,7 @@ for model in $models; do
         }' >>"$tmp/table"
     if [ "$repeat" -gt 1 ]; then
         echo "        runs (samples/s): fedl $(cut -d' ' -f1 "$tmp/f.rows" | tr '\n' ' ')| torch $(awk '{ printf "%.0f ", $1 }' "$tmp/t.rows")" >>"$tmp/table"
+        echo "        runs (test acc):  fedl $(cut -d' ' -f3 "$tmp/f.rows" | tr '\n' ' ')| torch $(cut -d' ' -f3 "$tmp/t.rows" | tr '\n' ' ')" >>"$tmp/table"
     fi
     first=0
     awk -v m="$model" -v fs="$f_sps" -v fr="$f_rss" -v fa="$f_acc" -v ts="$t_sps" -v ta="$t_acc" \
@@ -194,7 +203,7 @@ for model in $models; do
 done
 
 cat "$tmp/table"
-[ "$repeat" -gt 1 ] && echo "(median of $repeat alternating runs; RSS is the max)"
+[ "$repeat" -gt 1 ] && echo "(samples/s: median of $repeat alternating runs; test acc: mean over seeds 1..$repeat; RSS: the max)"
 echo
 cat "$tmp/bars"
 if [ "$fails" -gt 0 ]; then

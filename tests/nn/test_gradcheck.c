@@ -811,7 +811,7 @@ static void test_setup_fills_shapes_params_and_flops(void **state)
     assert_int_equal(l.out.h, 28);
     assert_int_equal(l.out.w, 28);
     assert_int_equal(l.param_count, 6 * 25 + 6);
-    assert_int_equal(l.aux_size, (size_t)25 * 784); /* forward keeps its columns */
+    assert_int_equal(l.aux_size, 0); /* one input channel: dW straight from x, no columns kept */
     l.ops->flops(&l, &fwd, &bwd);
     assert_float_equal(fwd, 2.0 * 6 * 784 * 25 + 6 * 784, 0.5);
     assert_float_equal(bwd, 4.0 * 6 * 784 * 25 + 6 * 784, 0.5);
