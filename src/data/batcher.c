@@ -43,6 +43,18 @@ static void compute_order(fedl_batcher *b)
     }
 }
 
+/* Whether n does not fit the uint32 indices of an order. On 32-bit hosts a
+ * size_t always fits, and comparing would be a constant (-Wtype-limits). */
+static int count_exceeds_u32(size_t n)
+{
+#if SIZE_MAX > UINT32_MAX
+    return n > UINT32_MAX;
+#else
+    (void)n;
+    return 0;
+#endif
+}
+
 fedl_status fedl_batcher_init(fedl_batcher *b, const fedl_dataset *ds, uint64_t seed, int shuffle,
                               fedl_allocator *alloc, fedl_error *err)
 {
@@ -51,7 +63,7 @@ fedl_status fedl_batcher_init(fedl_batcher *b, const fedl_dataset *ds, uint64_t 
     memset(b, 0, sizeof *b);
     if (ds == NULL)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "fedl_batcher_init: dataset is NULL");
-    if ((uint64_t)ds->count > UINT32_MAX || ds->count > SIZE_MAX / sizeof(uint32_t))
+    if (count_exceeds_u32(ds->count) || ds->count > SIZE_MAX / sizeof(uint32_t))
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                               "fedl_batcher_init: dataset has %zu samples, more than the %lu "
                               "a batcher can order",
