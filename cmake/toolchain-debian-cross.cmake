@@ -1,0 +1,42 @@
+# toolchain-debian-cross.cmake - the part of a Debian multiarch cross build
+# every target shares. The per-target toolchain files set
+#   FEDL_CROSS_TRIPLE  (e.g. aarch64-linux-gnu)
+#   FEDL_QEMU_NAME     (e.g. qemu-aarch64)
+#   FEDL_TARGET_LOADER (the target's dynamic loader, e.g. /lib/ld-linux-aarch64.so.1)
+# plus CMAKE_SYSTEM_PROCESSOR, then include this file.
+set(CMAKE_SYSTEM_NAME Linux)
+set(CMAKE_C_COMPILER ${FEDL_CROSS_TRIPLE}-gcc)
+
+# Debian installs the multiarch target libraries and headers in the ordinary
+# /usr tree (/usr/lib/${FEDL_CROSS_TRIPLE}, /usr/include/${FEDL_CROSS_TRIPLE}),
+# and the cross libc in /usr/${FEDL_CROSS_TRIPLE}.
+set(CMAKE_LIBRARY_ARCHITECTURE ${FEDL_CROSS_TRIPLE})
+set(CMAKE_FIND_ROOT_PATH /usr/${FEDL_CROSS_TRIPLE} /)
+set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
+set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
+
+# pkg-config (cmocka): only the target's .pc files, never the host's.
+set(ENV{PKG_CONFIG_LIBDIR} /usr/lib/${FEDL_CROSS_TRIPLE}/pkgconfig:/usr/share/pkgconfig)
+set(ENV{PKG_CONFIG_PATH} "")
+set(ENV{PKG_CONFIG_SYSROOT_DIR} "")
+
+# ctest (and the cli test script) run target binaries through qemu-user.
+# Host paths such as /usr/share/datasets are visible unchanged. -L is where
+# qemu finds the dynamic loader: the target's own multiarch libc (libc6:<arch>,
+# which the -dev packages pull in, the same glibc as on the device) when it is
+# installed, else the cross toolchain's copy in /usr/${FEDL_CROSS_TRIPLE}.
+# Prefer the former: with Debian 12's libc6-*-cross (glibc 2.36-8) a forked
+# child and OpenBLAS's thread pool spin forever under qemu 7.2, and neither
+# does with libc6:<arch> 2.36-9+deb12u*.
+find_program(FEDL_QEMU ${FEDL_QEMU_NAME})
+if(NOT FEDL_QEMU)
+  set(FEDL_QEMU ${FEDL_QEMU_NAME})
+endif()
+if(EXISTS ${FEDL_TARGET_LOADER})
+  set(FEDL_QEMU_LD_PREFIX /)
+else()
+  set(FEDL_QEMU_LD_PREFIX /usr/${FEDL_CROSS_TRIPLE})
+endif()
+set(CMAKE_CROSSCOMPILING_EMULATOR ${FEDL_QEMU} -L ${FEDL_QEMU_LD_PREFIX})
