@@ -106,6 +106,21 @@ void fedl_philox4x32(const uint32_t key[2], const uint32_t counter[4], uint32_t 
  * feed the previous result to continue over more bytes. */
 uint32_t fedl_crc32c(uint32_t crc, const void *data, size_t length);
 
+/* SHA-256 (libsodium). The streaming form hashes data given in pieces. */
+#define FEDL_SHA256_BYTES 32
+typedef struct fedl_sha256_ctx {
+    union {
+        unsigned char bytes[128]; /* libsodium's crypto_hash_sha256_state (104 bytes) */
+        uint64_t align;
+    } opaque;
+} fedl_sha256_ctx;
+void fedl_sha256_init(fedl_sha256_ctx *ctx);
+void fedl_sha256_update(fedl_sha256_ctx *ctx, const void *data, size_t length);
+void fedl_sha256_final(fedl_sha256_ctx *ctx, uint8_t digest[FEDL_SHA256_BYTES]);
+void fedl_sha256(const void *data, size_t length, uint8_t digest[FEDL_SHA256_BYTES]);
+/* Lower-case hex of a digest into hex (65 bytes with the NUL). */
+void fedl_sha256_hex(const uint8_t digest[FEDL_SHA256_BYTES], char hex[2 * FEDL_SHA256_BYTES + 1]);
+
 /* ------------------------------------------------------------------- timing */
 
 /* Monotonic clock in nanoseconds. */

@@ -131,6 +131,11 @@ float *fedl_model_grads(fedl_model *model);  /* (param_count) */
 void fedl_model_zero_grads(fedl_model *model);
 fedl_shape fedl_model_input_shape(const fedl_model *model);
 fedl_shape fedl_model_output_shape(const fedl_model *model);
+/* The seed the parameters were drawn from; it also keys dropout masks.
+ * set_seed changes only the dropout key (a restored checkpoint uses it). */
+uint64_t fedl_model_seed(const fedl_model *model);
+void fedl_model_set_seed(fedl_model *model, uint64_t seed);
+
 /* Canonical spec text (round-trips through fedl_model_create). */
 const char *fedl_model_spec(const fedl_model *model);
 int fedl_model_layer_count(const fedl_model *model);

@@ -78,3 +78,52 @@ fedl_status fedl_durable_write(const char *path, const void *bytes, size_t lengt
     close(dir_fd);
     return FEDL_OK;
 }
+
+/* STUB: generated placeholders, replaced by the real implementation. */
+const fedl_io *fedl_io_posix(void)
+{
+    return NULL;
+}
+
+fedl_status fedl_durable_writev(const fedl_io *io, const char *path, const fedl_iovec *pieces,
+                                int count, fedl_error *err)
+{
+    (void)io;
+    (void)path;
+    (void)pieces;
+    (void)count;
+    return fedl_error_set(err, FEDL_ERR_UNSUPPORTED, "fedl_durable_writev: not implemented yet");
+}
+
+fedl_status fedl_durable_clean_orphans(const fedl_io *io, const char *dir, int *removed,
+                                       fedl_error *err)
+{
+    (void)io;
+    (void)dir;
+    (void)removed;
+    return fedl_error_set(err, FEDL_ERR_UNSUPPORTED,
+                          "fedl_durable_clean_orphans: not implemented yet");
+}
+
+fedl_status fedl_file_view_open(const char *path, fedl_allocator *alloc, fedl_file_view *view,
+                                fedl_error *err)
+{
+    (void)path;
+    (void)alloc;
+    (void)view;
+    return fedl_error_set(err, FEDL_ERR_UNSUPPORTED, "fedl_file_view_open: not implemented yet");
+}
+
+void fedl_file_view_close(fedl_file_view *view)
+{
+    (void)view;
+}
+
+fedl_status fedl_file_sha256(const char *path, uint64_t *size, uint8_t digest[FEDL_SHA256_BYTES],
+                             fedl_error *err)
+{
+    (void)path;
+    (void)size;
+    (void)digest;
+    return fedl_error_set(err, FEDL_ERR_UNSUPPORTED, "fedl_file_sha256: not implemented yet");
+}

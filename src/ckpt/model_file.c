@@ -216,3 +216,24 @@ fedl_status fedl_model_load(const char *path, fedl_allocator *alloc, fedl_model 
     fedl_mem_free(alloc, bytes, length > 0 ? length : 1);
     return st;
 }
+
+/* STUB: generated placeholders, replaced by the real implementation. */
+fedl_status fedl_model_add_sections(fedl_container_writer *w, const fedl_model *model,
+                                    fedl_error *err)
+{
+    (void)w;
+    (void)model;
+    return fedl_error_set(err, FEDL_ERR_UNSUPPORTED,
+                          "fedl_model_add_sections: not implemented yet");
+}
+
+fedl_status fedl_model_from_container(const fedl_container *c, const char *name,
+                                      fedl_allocator *alloc, fedl_model **out, fedl_error *err)
+{
+    (void)c;
+    (void)name;
+    (void)alloc;
+    (void)out;
+    return fedl_error_set(err, FEDL_ERR_UNSUPPORTED,
+                          "fedl_model_from_container: not implemented yet");
+}

@@ -747,6 +747,16 @@ fedl_shape fedl_model_output_shape(const fedl_model *m)
     return m->layers[m->layer_count - 1].out;
 }
 
+uint64_t fedl_model_seed(const fedl_model *m)
+{
+    return m->seed;
+}
+
+void fedl_model_set_seed(fedl_model *m, uint64_t seed)
+{
+    m->seed = seed;
+}
+
 const char *fedl_model_spec(const fedl_model *m)
 {
     return m->spec;
