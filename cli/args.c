@@ -1,5 +1,6 @@
 /* args.c - long-option parsing: --name value or --name=value, typed and
- * range-checked, one-line errors and exit code 2 on misuse. */
+ * range-checked, positional arguments where a command takes them, one-line
+ * errors and exit code 2 on misuse. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,9 +9,11 @@
 
 #include "args.h"
 
-void cli_print_help(const char *command, const char *usage, const cli_option *options)
+static void print_help_with_synopsis(const char *command, const char *synopsis, const char *usage,
+                                     const cli_option *options)
 {
-    printf("usage: fedl %s %s\n\n%s options:\n", command, "[options]", command);
+    printf("usage: fedl %s [options]%s%s\n\n%s options:\n", command, synopsis ? " " : "",
+           synopsis ? synopsis : "", command);
     for (const cli_option *o = options; o->name != NULL; o++) {
         char left[64];
         if (o->kind == CLI_FLAG)
@@ -22,6 +25,11 @@ void cli_print_help(const char *command, const char *usage, const cli_option *op
     printf("  %-26s %s\n", "--help", "show this help and exit");
     if (usage != NULL)
         printf("\n%s", usage);
+}
+
+void cli_print_help(const char *command, const char *usage, const cli_option *options)
+{
+    print_help_with_synopsis(command, NULL, usage, options);
 }
 
 static int usage_error(const char *command, const char *fmt, const char *a, const char *b)
@@ -83,19 +91,46 @@ static int set_value(const char *command, const cli_option *o, const char *value
     return 2;
 }
 
-int cli_parse(const char *command, const char *usage, const cli_option *options, int argc,
-              char **argv, int first)
+/* Store a non-option argument, or report it as unexpected. */
+static int take_positional(const char *command, cli_positionals *positionals, const char *arg)
 {
+    if (positionals == NULL || positionals->count >= positionals->max)
+        return usage_error(command, "unexpected argument '%s'%s", arg, "");
+    positionals->values[positionals->count++] = arg;
+    return 0;
+}
+
+int cli_parse_positionals(const char *command, const char *usage, const cli_option *options,
+                          cli_positionals *positionals, int argc, char **argv, int first)
+{
+    int only_positionals = 0;
+    if (positionals != NULL)
+        positionals->count = 0;
     for (int i = first; i < argc; i++) {
         const char *arg = argv[i], *value = NULL, *eq;
         size_t name_len;
         const cli_option *o;
+        if (only_positionals) {
+            if (take_positional(command, positionals, arg) != 0)
+                return 2;
+            continue;
+        }
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            cli_print_help(command, usage, options);
+            print_help_with_synopsis(command, positionals ? positionals->synopsis : NULL, usage,
+                                     options);
             return 1;
         }
-        if (strncmp(arg, "--", 2) != 0)
-            return usage_error(command, "unexpected argument '%s'%s", arg, "");
+        if (positionals != NULL && strcmp(arg, "--") == 0) {
+            only_positionals = 1;
+            continue;
+        }
+        if (positionals != NULL && arg[0] == '-' && arg[1] != '\0' && arg[1] != '-')
+            return usage_error(command, "unknown option '%s'%s", arg, "");
+        if (strncmp(arg, "--", 2) != 0) {
+            if (take_positional(command, positionals, arg) != 0)
+                return 2;
+            continue;
+        }
         arg += 2;
         eq = strchr(arg, '=');
         name_len = eq ? (size_t)(eq - arg) : strlen(arg);
@@ -121,5 +156,13 @@ int cli_parse(const char *command, const char *usage, const cli_option *options,
         if (set_value(command, o, value) != 0)
             return 2;
     }
+    if (positionals != NULL && positionals->count < positionals->min)
+        return usage_error(command, "%s is required%s", positionals->synopsis, "");
     return 0;
+}
+
+int cli_parse(const char *command, const char *usage, const cli_option *options, int argc,
+              char **argv, int first)
+{
+    return cli_parse_positionals(command, usage, options, NULL, argc, argv, first);
 }

@@ -1,8 +1,12 @@
 /*
  * cmd_train.c - `fedl train`: load an IDX data set, build the model from a
  * preset or spec, train with progress, evaluate each epoch, save the model.
+ * With --ckpt-dir it checkpoints (every N steps, every T seconds, at each
+ * epoch end, on SIGTERM/SIGINT and SIGUSR1) and resumes from the newest
+ * valid checkpoint when run again.
  */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +26,9 @@ typedef struct train_options {
     int train_limit, test_limit;
     float lr, momentum, weight_decay, lr_gamma, lr_min;
     uint64_t seed;
+    const char *ckpt_dir;
+    const char *data_manifest;
+    int ckpt_steps, ckpt_seconds, keep, no_resume, verify_data;
 } train_options;
 
 static const char train_usage[] =
@@ -31,7 +38,12 @@ static const char train_usage[] =
     "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz].\n"
     "Example:\n"
     "  fedl train --model lenet5 --data /usr/share/datasets/fashion-mnist --epochs 5 \\\n"
-    "      --batch 32 --lr 0.05 --momentum 0.9 --seed 1 --out model.fedl\n";
+    "      --batch 32 --lr 0.05 --momentum 0.9 --seed 1 --out model.fedl\n"
+    "With --ckpt-dir DIR, training state is checkpointed every --ckpt-steps steps\n"
+    "and every --ckpt-seconds seconds, at each epoch end, on SIGUSR1 (and training\n"
+    "continues) and on SIGTERM/SIGINT (the current step finishes, the checkpoint is\n"
+    "written, exit 0). Running the same command again resumes from the newest valid\n"
+    "checkpoint, bit for bit as if never interrupted; --no-resume starts over.\n";
 
 /* ------------------------------------------------------------- progress */
 
@@ -101,6 +113,196 @@ static void print_profile(fedl_model *model)
     printf("  total forward+backward: %.1f ms\n", total_ns / 1e6);
 }
 
+/* ----------------------------------------------------------- checkpoints */
+
+static volatile sig_atomic_t stop_requested; /* SIGTERM, SIGINT */
+static volatile sig_atomic_t save_requested; /* SIGUSR1 */
+
+static void on_stop_signal(int signo)
+{
+    (void)signo;
+    stop_requested = 1;
+}
+
+static void on_save_signal(int signo)
+{
+    (void)signo;
+    save_requested = 1;
+}
+
+static void install_signal_handlers(void)
+{
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    sigemptyset(&action.sa_mask);
+    action.sa_handler = on_stop_signal;
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+    action.sa_handler = on_save_signal;
+    sigaction(SIGUSR1, &action, NULL);
+}
+
+typedef struct checkpointer {
+    fedl_ckpt_dir *dir;   /* NULL: no checkpoints */
+    uint64_t every_steps; /* 0: off */
+    uint64_t every_ns;    /* 0: off */
+    uint64_t last_step;   /* global step of the last checkpoint */
+    uint64_t last_ns;     /* when it was written */
+    char accuracy[32];    /* last test accuracy, as text metadata */
+    int epochs;
+    uint64_t written;
+} checkpointer;
+
+static fedl_status checkpoint_now(checkpointer *c, fedl_trainer *trainer, fedl_model *model,
+                                  fedl_error *err)
+{
+    char epochs[32];
+    fedl_meta_entry meta[3];
+    int meta_count = 0;
+    fedl_train_state state;
+    fedl_container_writer *writer = NULL;
+    uint64_t generation = 0;
+    fedl_status st;
+    snprintf(epochs, sizeof epochs, "%d", c->epochs);
+    meta[meta_count++] =
+        (fedl_meta_entry){"fedl.version", (const uint8_t *)fedl_version(), strlen(fedl_version())};
+    meta[meta_count++] = (fedl_meta_entry){"train.epochs", (const uint8_t *)epochs, strlen(epochs)};
+    if (c->accuracy[0] != '\0')
+        meta[meta_count++] = (fedl_meta_entry){"metric.test_accuracy", (const uint8_t *)c->accuracy,
+                                               strlen(c->accuracy)};
+    fedl_trainer_state(trainer, meta, meta_count, &state);
+    st = fedl_checkpoint_writer(model, &state, NULL, &writer, err);
+    if (st == FEDL_OK)
+        st = fedl_ckpt_dir_save(c->dir, writer, &generation, err);
+    fedl_container_writer_destroy(writer);
+    c->last_step = state.global_step;
+    c->last_ns = fedl_time_ns();
+    if (st == FEDL_OK) {
+        c->written++;
+        fedl_log(FEDL_LOG_INFO, "checkpoint %llu written at step %llu",
+                 (unsigned long long)generation, (unsigned long long)state.global_step);
+    }
+    return st;
+}
+
+/* A periodic checkpoint that fails is reported and training goes on: the
+ * previous generation is intact, and the next attempt may succeed. */
+static void checkpoint_if_due(checkpointer *c, fedl_trainer *trainer, fedl_model *model, int force)
+{
+    fedl_train_stats s = fedl_trainer_stats(trainer);
+    fedl_error err = {0};
+    int due = force || save_requested ||
+              (c->every_steps > 0 && s.global_step - c->last_step >= c->every_steps) ||
+              (c->every_ns > 0 && fedl_time_ns() - c->last_ns >= c->every_ns);
+    if (c->dir == NULL || !due || s.global_step == c->last_step)
+        return;
+    save_requested = 0;
+    if (checkpoint_now(c, trainer, model, &err) != FEDL_OK)
+        fprintf(stderr, "fedl train: warning: checkpoint failed (training continues): %s\n",
+                err.message);
+}
+
+/* Open the checkpoint directory and, unless told not to, continue from its
+ * newest valid generation. Returns 0, or the exit code on refusal. */
+static int open_checkpoints(const train_options *o, checkpointer *c, fedl_trainer *trainer)
+{
+    fedl_ckpt_dir_options options = fedl_ckpt_dir_defaults();
+    fedl_checkpoint *ckpt = NULL;
+    fedl_error err = {0}, damage = {0};
+    int index, rc = 0;
+    options.keep = o->keep;
+    if (fedl_ckpt_dir_open(o->ckpt_dir, &options, NULL, &c->dir, &err) != FEDL_OK) {
+        fprintf(stderr, "fedl train: checkpoint directory: %s\n", err.message);
+        return 1;
+    }
+    c->last_ns = fedl_time_ns();
+    if (o->no_resume || fedl_ckpt_dir_count(c->dir) == 0)
+        return 0;
+    index = fedl_ckpt_dir_newest_valid(c->dir, &damage);
+    if (index < 0) {
+        fprintf(stderr,
+                "fedl train: none of the %d checkpoints in %s is valid (newest: %s); "
+                "run with --no-resume to start over\n",
+                fedl_ckpt_dir_count(c->dir), o->ckpt_dir, damage.message);
+        return 1;
+    }
+    if (index > 0)
+        fprintf(stderr, "fedl train: warning: newest checkpoint is damaged (%s); using %s\n",
+                damage.message, fedl_ckpt_dir_path(c->dir, index));
+    if (fedl_checkpoint_load(fedl_ckpt_dir_path(c->dir, index), NULL, &ckpt, &err) != FEDL_OK ||
+        fedl_trainer_restore(trainer, ckpt, &err) != FEDL_OK) {
+        fprintf(stderr,
+                "fedl train: cannot resume from %s: %s\n(use --no-resume to start "
+                "over, or another --ckpt-dir)\n",
+                fedl_ckpt_dir_path(c->dir, index), err.message);
+        rc = 1;
+    } else {
+        fedl_train_stats s = fedl_trainer_stats(trainer);
+        const fedl_meta_entry *accuracy = fedl_checkpoint_meta(ckpt, "metric.test_accuracy");
+        if (accuracy != NULL && accuracy->length < sizeof c->accuracy) {
+            memcpy(c->accuracy, accuracy->value, accuracy->length);
+            c->accuracy[accuracy->length] = '\0';
+        }
+        c->last_step = s.global_step;
+        printf("resumed from %s: step %llu, epoch %llu, %zu/%zu samples of the epoch\n",
+               fedl_ckpt_dir_path(c->dir, index), (unsigned long long)s.global_step,
+               (unsigned long long)ckpt->state.epoch + 1, (size_t)ckpt->state.position,
+               (size_t)ckpt->state.epoch_samples);
+        fflush(stdout);
+    }
+    fedl_checkpoint_free(ckpt);
+    return rc;
+}
+
+/* The epoch the next step belongs to (after a resume, maybe not 0). */
+static int first_epoch(const fedl_trainer *trainer)
+{
+    fedl_train_state state;
+    fedl_trainer_state(trainer, NULL, 0, &state);
+    return state.epoch > 100000 ? 100000 : (int)state.epoch;
+}
+
+static int stop_with_checkpoint(checkpointer *c, fedl_trainer *trainer, fedl_model *model)
+{
+    fedl_train_stats s = fedl_trainer_stats(trainer);
+    fedl_error err = {0};
+    if (c->dir == NULL)
+        return 130;
+    if (s.global_step != c->last_step && checkpoint_now(c, trainer, model, &err) != FEDL_OK) {
+        fprintf(stderr, "fedl train: stopping: the checkpoint failed: %s\n", err.message);
+        return 1;
+    }
+    printf("stopped at step %llu: checkpoint in %s; run the same command to resume\n",
+           (unsigned long long)s.global_step, fedl_ckpt_dir_path(c->dir, 0));
+    return 0;
+}
+
+static int verify_data(const train_options *o)
+{
+    char path[4096];
+    const char *manifest_path = o->data_manifest;
+    fedl_manifest manifest;
+    fedl_error err = {0};
+    int rc = 0;
+    if (manifest_path == NULL) {
+        snprintf(path, sizeof path, "%s/%s", o->data, FEDL_CKPT_MANIFEST);
+        manifest_path = path;
+    }
+    if (fedl_manifest_read(manifest_path, NULL, &manifest, &err) != FEDL_OK) {
+        fprintf(stderr, "fedl train: --verify-data: %s\n(make one with 'fedl data manifest %s')\n",
+                err.message, o->data);
+        return 1;
+    }
+    if (fedl_manifest_verify_dir(&manifest, o->data, &err) != FEDL_OK) {
+        fprintf(stderr, "fedl train: --verify-data: refusing to train: %s\n", err.message);
+        rc = 1;
+    } else {
+        printf("data verified: %zu files match %s\n", manifest.count, manifest_path);
+    }
+    fedl_manifest_free(&manifest);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ main */
 
 static int fail(const char *what, const fedl_error *err)
@@ -143,8 +345,9 @@ static int build_config(const train_options *o, size_t train_count, fedl_train_c
 
 int cmd_train(int argc, char **argv)
 {
-    train_options o = {"lenet5", NULL, NULL, "sgd", "constant", "warn", 5,     32,   0,    0,
-                       0,        1,    0,    0,     0.05f,      0.0f,   -1.0f, 0.1f, 0.0f, 1};
+    train_options o = {"lenet5", NULL, NULL, "sgd", "constant", "warn", 5,    32,    0,
+                       0,        0,    1,    0,     0,          0.05f,  0.0f, -1.0f, 0.1f,
+                       0.0f,     1,    NULL, NULL,  0,          30,     3,    0,     0};
     const cli_option options[] = {
         {"model", CLI_STRING, &o.model, "NAME|SPEC", "preset (lenet5, mlp) or spec [lenet5]", 0, 0},
         {"data", CLI_STRING, &o.data, "DIR", "IDX data directory (MNIST layout), required", 0, 0},
@@ -172,6 +375,17 @@ int cmd_train(int argc, char **argv)
         {"quiet", CLI_FLAG, &o.quiet, NULL, "no progress output", 0, 0},
         {"log-level", CLI_STRING, &o.log_level, "LEVEL", "debug, info, warn, error, off [warn]", 0,
          0},
+        {"ckpt-dir", CLI_STRING, &o.ckpt_dir, "DIR", "checkpoint here and resume from here", 0, 0},
+        {"ckpt-steps", CLI_INT, &o.ckpt_steps, "N", "checkpoint every N optimiser steps [0: off]",
+         0, 2147483647},
+        {"ckpt-seconds", CLI_INT, &o.ckpt_seconds, "T", "checkpoint every T seconds [30; 0: off]",
+         0, 2147483647},
+        {"keep", CLI_INT, &o.keep, "K", "checkpoint generations kept [3]", 1, 1000000},
+        {"no-resume", CLI_FLAG, &o.no_resume, NULL, "start over even if checkpoints exist", 0, 0},
+        {"verify-data", CLI_FLAG, &o.verify_data, NULL,
+         "check the data files against their manifest first", 0, 0},
+        {"data-manifest", CLI_STRING, &o.data_manifest, "FILE",
+         "manifest for --verify-data [DATA/MANIFEST]", 0, 0},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0}};
     fedl_dataset train = {0}, test = {0};
     fedl_model *model = NULL;
@@ -180,7 +394,8 @@ int cmd_train(int argc, char **argv)
     fedl_error err = {0};
     fedl_log_level level;
     progress prog = {0};
-    double train_seconds = 0.0, last_accuracy = 0.0;
+    checkpointer ckpt = {0};
+    double train_seconds = 0.0, last_accuracy = -1.0;
     int rc = cli_parse("train", train_usage, options, argc, argv, 2);
     char digits[32], digits2[32];
 
@@ -196,6 +411,11 @@ int cmd_train(int argc, char **argv)
         return 2;
     }
     fedl_log_set_level(level);
+    if (o.verify_data && verify_data(&o) != 0)
+        return 1;
+    /* From here on a stop request is honoured at the next step boundary. */
+    if (o.ckpt_dir != NULL)
+        install_signal_handlers();
 
     if (fedl_dataset_load_mnist_dir(o.data, FEDL_SPLIT_TRAIN, NULL, &train, &err) != FEDL_OK)
         return fail("training data", &err);
@@ -219,6 +439,14 @@ int cmd_train(int argc, char **argv)
         rc = fail("trainer", &err);
         goto done;
     }
+    ckpt.epochs = o.epochs;
+    ckpt.every_steps = (uint64_t)o.ckpt_steps;
+    ckpt.every_ns = (uint64_t)o.ckpt_seconds * 1000000000ull;
+    if (o.ckpt_dir != NULL) {
+        rc = open_checkpoints(&o, &ckpt, trainer);
+        if (rc != 0)
+            goto done;
+    }
     printf("model %s: %s parameters\n  %s\n", o.model,
            cli_group_digits(fedl_model_param_count(model), digits, sizeof digits),
            fedl_model_spec(model));
@@ -235,10 +463,11 @@ int cmd_train(int argc, char **argv)
     prog.epochs = o.epochs;
     prog.next_quarter = 1;
 
-    for (int epoch = 0; epoch < o.epochs; epoch++) {
+    for (int epoch = first_epoch(trainer); epoch < o.epochs; epoch++) {
         uint64_t start = fedl_time_ns();
         int epoch_done = 0;
-        fedl_train_stats s;
+        fedl_train_stats s = fedl_trainer_stats(trainer);
+        uint64_t seen_before = s.position < s.epoch_samples ? s.epoch_seen : 0;
         fedl_eval_result result;
         double seconds;
         while (!epoch_done) {
@@ -248,23 +477,45 @@ int cmd_train(int argc, char **argv)
             }
             s = fedl_trainer_stats(trainer);
             progress_update(&prog, &s, (double)(fedl_time_ns() - start) / 1e9);
+            if (stop_requested)
+                break;
+            if (!epoch_done)
+                checkpoint_if_due(&ckpt, trainer, model, 0);
+        }
+        if (stop_requested) {
+            progress_end_epoch(&prog);
+            rc = stop_with_checkpoint(&ckpt, trainer, model);
+            goto done;
         }
         seconds = (double)(fedl_time_ns() - start) / 1e9;
         train_seconds += seconds;
         progress_end_epoch(&prog);
         s = fedl_trainer_stats(trainer);
+        /* The epoch's last step is checkpointed before the evaluation, so a
+         * crash during it loses nothing. */
+        checkpoint_if_due(&ckpt, trainer, model, 1);
         if (fedl_evaluate(model, &test, o.batch, NULL, &result, NULL, &err) != FEDL_OK) {
             rc = fail("evaluation", &err);
             goto done;
         }
         last_accuracy = result.accuracy;
+        snprintf(ckpt.accuracy, sizeof ckpt.accuracy, "%.6f", result.accuracy);
         printf("epoch %d/%d  loss %.4f  train-acc %.4f  test-loss %.4f  test-acc %.4f  "
                "%.0f samples/s  %.2f s\n",
                epoch + 1, o.epochs, s.loss_sum / (double)s.epoch_seen,
                (double)s.correct / (double)s.epoch_seen,
                result.loss_sum / (double)(result.samples ? result.samples : 1), result.accuracy,
-               (double)s.epoch_seen / seconds, seconds);
+               (double)(s.epoch_seen - seen_before) / seconds, seconds);
         fflush(stdout);
+    }
+    if (last_accuracy < 0.0) { /* resumed after the last epoch: nothing left to train */
+        fedl_eval_result result;
+        if (fedl_evaluate(model, &test, o.batch, NULL, &result, NULL, &err) != FEDL_OK) {
+            rc = fail("evaluation", &err);
+            goto done;
+        }
+        last_accuracy = result.accuracy;
+        printf("training already complete (%d epochs); test-acc %.4f\n", o.epochs, result.accuracy);
     }
     {
         fedl_train_stats s = fedl_trainer_stats(trainer);
@@ -272,7 +523,7 @@ int cmd_train(int argc, char **argv)
                "accuracy %.4f; peak RSS %.1f MiB\n",
                o.epochs, cli_group_digits(s.global_step, digits, sizeof digits),
                cli_group_digits(s.samples_seen, digits2, sizeof digits2), train_seconds,
-               (double)s.samples_seen / train_seconds, last_accuracy,
+               train_seconds > 0 ? (double)s.samples_seen / train_seconds : 0.0, last_accuracy,
                (double)cli_peak_rss_bytes() / (1024.0 * 1024.0));
     }
     if (o.profile)
@@ -285,6 +536,7 @@ int cmd_train(int argc, char **argv)
         printf("wrote %s\n", o.out);
     }
 done:
+    fedl_ckpt_dir_close(ckpt.dir);
     fedl_trainer_destroy(trainer);
     fedl_model_destroy(model);
     fedl_dataset_free(&train);

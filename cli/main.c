@@ -12,7 +12,10 @@ static void print_help(void)
            "fedl trains small neural networks on edge devices.\n\n"
            "commands:\n"
            "  train     train a model on an IDX data set (MNIST layout) and save it\n"
-           "  eval      evaluate a saved model: accuracy, per-class accuracy, confusion\n\n"
+           "  eval      evaluate a saved model: accuracy, per-class accuracy, confusion\n"
+           "  ckpt      verify, inspect or export model files, checkpoints and checkpoint\n"
+           "            directories (verify, inspect, export --safetensors)\n"
+           "  data      write or check a manifest of a data directory (manifest, verify)\n\n"
            "Run 'fedl <command> --help' for the options of a command.\n"
            "  --version  print the version and the GEMM backend\n");
 }
@@ -57,6 +60,10 @@ int main(int argc, char **argv)
         return cmd_train(argc, argv);
     if (strcmp(argv[1], "eval") == 0)
         return cmd_eval(argc, argv);
+    if (strcmp(argv[1], "ckpt") == 0)
+        return cmd_ckpt(argc, argv);
+    if (strcmp(argv[1], "data") == 0)
+        return cmd_data(argc, argv);
     fprintf(stderr, "fedl: unknown command '%s' (see 'fedl --help')\n", argv[1]);
     return 2;
 }

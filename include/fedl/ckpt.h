@@ -274,9 +274,12 @@ void fedl_checkpoint_free(fedl_checkpoint *c);
 /* The value of key in the checkpoint's metadata, or NULL. */
 const fedl_meta_entry *fedl_checkpoint_meta(const fedl_checkpoint *c, const char *key);
 
-/* Export a model's parameters as safetensors (one tensor per layer weight
- * and bias, named "<layer index>.<kind>.weight" as in docs/FORMAT.md, with
- * PyTorch's shapes), written durably. */
+/* Export a model's parameters as safetensors, written durably: one tensor
+ * per layer weight and bias, named "<i>.weight" and "<i>.bias" with i the
+ * 0-based index of the layer in the spec (the names of torch.nn.Sequential's
+ * state_dict when each spec layer is one module), with PyTorch's shapes
+ * (dense (out, in), conv2d (out, in, k, k), conv1d (out, in, k), bias
+ * (out)); metadata "format" = "pt", "fedl_spec" and "fedl_version". */
 fedl_status fedl_model_export_safetensors(const fedl_model *model, const char *path,
                                           fedl_error *err);
 
@@ -343,13 +346,15 @@ typedef struct fedl_ckpt_dir_options {
     int keep;          /* generations kept, >= 1 (default 3) */
     const fedl_io *io; /* NULL = POSIX */
     int create;        /* create the directory if missing (default 1) */
+    int read_only;     /* inspect only: nothing created, cleaned or saved (default 0) */
 } fedl_ckpt_dir_options;
 
 fedl_ckpt_dir_options fedl_ckpt_dir_defaults(void);
 
 typedef struct fedl_ckpt_dir fedl_ckpt_dir;
 
-/* Open (creating it if asked), clean orphaned temp files, read the manifest
+/* Open (creating it if asked), clean orphaned temp files (not when
+ * read_only), read the manifest
  * (a damaged manifest is reported at WARN and rebuilt from the directory:
  * generations are then checked by their own CRCs only). */
 fedl_status fedl_ckpt_dir_open(const char *path, const fedl_ckpt_dir_options *options,

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fedl/ckpt.h"
 #include "fedl/core.h"
 #include "fedl/data.h"
 #include "fedl/mem.h"
@@ -64,6 +65,29 @@ void fedl_trainer_destroy(fedl_trainer *t);
 fedl_status fedl_trainer_step(fedl_trainer *t, int *epoch_done, fedl_error *err);
 fedl_train_stats fedl_trainer_stats(const fedl_trainer *t);
 fedl_optim *fedl_trainer_optim(fedl_trainer *t);
+
+/* ------------------------------------------------------------ checkpoints */
+
+/* The canonical configuration: one "key=value" line per setting that must
+ * be the same for a checkpoint to be resumed (model spec, input shape,
+ * batch, seeds, optimiser and schedule settings, and the training data's
+ * sample count, shape, classes and CRC-32C). The number of epochs is not in
+ * it: a finished run can be resumed to train longer (a cosine schedule's
+ * length is, through lr_total_steps). */
+const char *fedl_trainer_config_text(const fedl_trainer *t);
+
+/* Fill state with the trainer's exact position; its pointers refer to the
+ * trainer and stay valid until the next step. meta may be NULL. */
+void fedl_trainer_state(const fedl_trainer *t, const fedl_meta_entry *meta, int meta_count,
+                        fedl_train_state *state);
+
+/* Continue from a decoded checkpoint: parameters, optimiser state, data
+ * cursor, counters and running epoch statistics. A checkpoint whose
+ * configuration differs is refused with FEDL_ERR_STATE and a message naming
+ * every differing key with both values ("batch: checkpoint 32, now 64").
+ * After a restore, the next steps are bit-identical to those an
+ * uninterrupted run would have taken. */
+fedl_status fedl_trainer_restore(fedl_trainer *t, const fedl_checkpoint *ckpt, fedl_error *err);
 
 /* Evaluation of a model on a dataset. confusion, if not NULL, is
  * (classes, classes) counts: row = true label, column = prediction. */

@@ -2,6 +2,8 @@
  * trainer.c - the training loop: batch -> forward -> loss -> backward ->
  * optimiser step, with every buffer taken once at creation; and evaluation.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fedl/train.h"
@@ -18,6 +20,9 @@ struct fedl_trainer {
     int32_t *labels; /* (batch) */
     float *dlogits;  /* (batch, classes) */
     fedl_train_stats stats;
+    char *config_text; /* canonical "key=value\n" lines, config_bytes with the NUL */
+    size_t config_bytes;
+    uint8_t config_sha256[FEDL_SHA256_BYTES];
 };
 
 fedl_train_config fedl_train_config_defaults(void)
@@ -44,12 +49,90 @@ void fedl_trainer_destroy(fedl_trainer *t)
     fedl_mem_free_aligned(t->alloc, t->x);
     fedl_mem_free(t->alloc, t->labels, batch * sizeof *t->labels);
     fedl_mem_free_aligned(t->alloc, t->dlogits);
+    fedl_mem_free(t->alloc, t->config_text, t->config_bytes);
     fedl_mem_free(t->alloc, t, sizeof *t);
 }
 
 static int shapes_equal(fedl_shape a, fedl_shape b)
 {
     return a.c == b.c && a.h == b.h && a.w == b.w;
+}
+
+/* -------------------------------------------------- configuration text */
+
+/* Appends to a buffer, or only counts when buf is NULL. */
+typedef struct text_sink {
+    char *buf;
+    size_t size, used;
+} text_sink;
+
+static void sink_printf(text_sink *sink, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void sink_printf(text_sink *sink, const char *format, ...)
+{
+    va_list args;
+    int n;
+    va_start(args, format);
+    n = vsnprintf(sink->buf ? sink->buf + sink->used : NULL,
+                  sink->buf ? sink->size - sink->used : 0, format, args);
+    va_end(args);
+    if (n > 0)
+        sink->used += (size_t)n;
+}
+
+/* Every setting that changes the arithmetic of training, one per line.
+ * Floats are printed with %.9g, which round-trips float32 exactly. */
+static void write_config(text_sink *sink, const fedl_model *model, const fedl_dataset *data,
+                         const fedl_train_config *c)
+{
+    fedl_shape in = fedl_model_input_shape(model);
+    sink_printf(sink, "model=%s\n", fedl_model_spec(model));
+    sink_printf(sink, "input=%dx%dx%d\n", (int)in.c, (int)in.h, (int)in.w);
+    sink_printf(sink, "params=%zu\n", fedl_model_param_count(model));
+    sink_printf(sink, "model_seed=%llu\n", (unsigned long long)fedl_model_seed(model));
+    sink_printf(sink, "batch=%d\n", c->batch);
+    sink_printf(sink, "seed=%llu\n", (unsigned long long)c->seed);
+    sink_printf(sink, "shuffle=%d\n", c->shuffle);
+    sink_printf(sink, "optimizer=%s\n", fedl_optim_kind_name(c->optim.kind));
+    sink_printf(sink, "momentum=%.9g\n", (double)c->optim.momentum);
+    sink_printf(sink, "dampening=%.9g\n", (double)c->optim.dampening);
+    sink_printf(sink, "nesterov=%d\n", c->optim.nesterov);
+    sink_printf(sink, "weight_decay=%.9g\n", (double)c->optim.weight_decay);
+    sink_printf(sink, "beta1=%.9g\n", (double)c->optim.beta1);
+    sink_printf(sink, "beta2=%.9g\n", (double)c->optim.beta2);
+    sink_printf(sink, "eps=%.9g\n", (double)c->optim.eps);
+    sink_printf(sink, "lr_schedule=%d\n", (int)c->lr.kind);
+    sink_printf(sink, "lr=%.9g\n", (double)c->lr.base_lr);
+    sink_printf(sink, "lr_step_size=%llu\n", (unsigned long long)c->lr.step_size);
+    sink_printf(sink, "lr_gamma=%.9g\n", (double)c->lr.gamma);
+    sink_printf(sink, "lr_total_steps=%llu\n", (unsigned long long)c->lr.total_steps);
+    sink_printf(sink, "lr_min=%.9g\n", (double)c->lr.min_lr);
+    sink_printf(sink, "data_samples=%zu\n", data->count);
+    sink_printf(sink, "data_shape=%dx%dx%d\n", (int)data->shape.c, (int)data->shape.h,
+                (int)data->shape.w);
+    sink_printf(sink, "data_classes=%d\n", data->classes);
+    sink_printf(sink, "data_scale=%.9g\n", (double)data->scale);
+    sink_printf(sink, "data_shift=%.9g\n", (double)data->shift);
+    sink_printf(sink, "data_crc32c=%08x\n",
+                fedl_crc32c(fedl_crc32c(0, data->pixels, data->count * data->sample_bytes),
+                            data->labels, data->count));
+}
+
+static fedl_status build_config_text(fedl_trainer *t, fedl_error *err)
+{
+    text_sink count = {NULL, 0, 0}, sink;
+    write_config(&count, t->model, t->data, &t->config);
+    t->config_bytes = count.used + 1;
+    t->config_text = fedl_mem_alloc(t->alloc, t->config_bytes);
+    if (t->config_text == NULL)
+        return fedl_error_set(err, FEDL_ERR_NOMEM, "trainer: cannot allocate the configuration");
+    sink.buf = t->config_text;
+    sink.size = t->config_bytes;
+    sink.used = 0;
+    write_config(&sink, t->model, t->data, &t->config);
+    fedl_sha256(t->config_text, sink.used, t->config_sha256);
+    return FEDL_OK;
 }
 
 fedl_status fedl_trainer_create(fedl_model *model, const fedl_dataset *train,
@@ -98,6 +181,8 @@ fedl_status fedl_trainer_create(fedl_model *model, const fedl_dataset *train,
         st = fedl_batcher_init(&t->batcher, train, config->seed, config->shuffle, alloc, err);
     if (st == FEDL_OK)
         st = fedl_model_reserve(model, config->batch, err);
+    if (st == FEDL_OK)
+        st = build_config_text(t, err);
     if (st != FEDL_OK) {
         fedl_trainer_destroy(t);
         return st;
@@ -166,6 +251,134 @@ fedl_train_stats fedl_trainer_stats(const fedl_trainer *t)
 fedl_optim *fedl_trainer_optim(fedl_trainer *t)
 {
     return t->optim;
+}
+
+/* ------------------------------------------------------------ checkpoints */
+
+const char *fedl_trainer_config_text(const fedl_trainer *t)
+{
+    return t->config_text;
+}
+
+void fedl_trainer_state(const fedl_trainer *t, const fedl_meta_entry *meta, int meta_count,
+                        fedl_train_state *state)
+{
+    size_t optim_count = 0;
+    memset(state, 0, sizeof *state);
+    state->global_step = t->stats.global_step;
+    state->samples_seen = t->stats.samples_seen;
+    state->micro_batch = (uint32_t)t->config.batch;
+    state->effective_batch = (uint32_t)t->config.batch;
+    state->epoch_loss_sum = t->stats.loss_sum;
+    state->epoch_correct = t->stats.correct;
+    state->epoch_seen = t->stats.epoch_seen;
+    /* The batcher is where the next step reads from: after an epoch's last
+     * step it already points at (epoch + 1, 0). */
+    state->epoch = t->batcher.epoch;
+    state->position = t->batcher.position;
+    state->shuffle_seed = t->config.seed;
+    state->shuffle = (uint32_t)t->config.shuffle;
+    state->epoch_samples = t->data->count;
+    state->model_seed = fedl_model_seed(t->model);
+    state->dropout_step = t->stats.global_step;
+    state->optim = t->config.optim;
+    state->optim_steps = fedl_optim_step_count(t->optim);
+    state->optim_state = fedl_optim_state(t->optim, &optim_count);
+    state->optim_state_count = optim_count;
+    state->lr = t->config.lr;
+    state->last_lr = t->stats.lr;
+    state->config_text = t->config_text;
+    memcpy(state->config_sha256, t->config_sha256, sizeof state->config_sha256);
+    state->meta = meta;
+    state->meta_count = meta_count;
+}
+
+/* The value of key in "key=value\n" text, as a pointer and length. */
+static int config_value(const char *text, const char *key, size_t key_len, const char **value,
+                        size_t *value_len)
+{
+    const char *line = text;
+    while (*line != '\0') {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > key_len && memcmp(line, key, key_len) == 0 && line[key_len] == '=') {
+            *value = line + key_len + 1;
+            *value_len = len - key_len - 1;
+            return 1;
+        }
+        line += len + (end ? 1 : 0);
+    }
+    return 0;
+}
+
+/* Name every key whose value differs between the checkpoint's configuration
+ * and ours, "key: checkpoint A, now B", into out. */
+static void describe_config_difference(const char *saved, const char *current, char *out,
+                                       size_t size)
+{
+    size_t used = 0;
+    const char *line = current;
+    out[0] = '\0';
+    while (*line != '\0' && used + 1 < size) {
+        const char *end = strchr(line, '\n'), *eq = strchr(line, '='), *old_value;
+        size_t len = end ? (size_t)(end - line) : strlen(line), old_len;
+        if (eq != NULL && eq < line + len) {
+            size_t key_len = (size_t)(eq - line);
+            const char *value = eq + 1;
+            size_t value_len = len - key_len - 1;
+            int n = 0;
+            if (!config_value(saved, line, key_len, &old_value, &old_len))
+                n = snprintf(out + used, size - used, "%s%.*s: not in the checkpoint",
+                             used ? "; " : "", (int)key_len, line);
+            else if (old_len != value_len || memcmp(old_value, value, value_len) != 0)
+                n = snprintf(out + used, size - used, "%s%.*s: checkpoint %.*s, now %.*s",
+                             used ? "; " : "", (int)key_len, line,
+                             (int)(old_len > 80 ? 80 : old_len), old_value,
+                             (int)(value_len > 80 ? 80 : value_len), value);
+            if (n > 0)
+                used = used + (size_t)n < size ? used + (size_t)n : size - 1;
+        }
+        line += len + (end ? 1 : 0);
+    }
+    if (out[0] == '\0')
+        snprintf(out, size, "the configuration texts differ in their order or keys");
+}
+
+fedl_status fedl_trainer_restore(fedl_trainer *t, const fedl_checkpoint *ckpt, fedl_error *err)
+{
+    const fedl_train_state *s = &ckpt->state;
+    size_t count = fedl_model_param_count(t->model), optim_count = 0;
+    float *optim_state = fedl_optim_state(t->optim, &optim_count);
+    if (strcmp(s->config_text, t->config_text) != 0) {
+        char difference[sizeof err->message];
+        describe_config_difference(s->config_text, t->config_text, difference, sizeof difference);
+        return fedl_error_set(err, FEDL_ERR_STATE,
+                              "the checkpoint was made with another configuration: %s", difference);
+    }
+    /* The same configuration text implies these; check them anyway so that
+     * a hand-made checkpoint cannot write out of bounds. */
+    if (fedl_model_param_count(ckpt->model) != count || s->optim_state_count != optim_count ||
+        s->epoch_samples != t->data->count || s->position > t->data->count)
+        return fedl_error_set(err, FEDL_ERR_STATE,
+                              "the checkpoint's sizes do not match this run (%zu parameters, "
+                              "%zu optimiser values, %llu samples per epoch)",
+                              fedl_model_param_count(ckpt->model), s->optim_state_count,
+                              (unsigned long long)s->epoch_samples);
+    memcpy(fedl_model_params(t->model), fedl_model_params(ckpt->model), count * sizeof(float));
+    if (optim_count > 0)
+        memcpy(optim_state, s->optim_state, optim_count * sizeof(float));
+    fedl_optim_set_step_count(t->optim, s->optim_steps);
+    fedl_model_set_seed(t->model, s->model_seed);
+    fedl_batcher_seek(&t->batcher, s->epoch, (size_t)s->position);
+    t->stats.global_step = s->global_step;
+    t->stats.samples_seen = s->samples_seen;
+    t->stats.loss_sum = s->epoch_loss_sum;
+    t->stats.correct = s->epoch_correct;
+    t->stats.epoch_seen = s->epoch_seen;
+    t->stats.lr = s->last_lr;
+    t->stats.epoch = s->position > 0 || s->epoch == 0 ? s->epoch : s->epoch - 1;
+    t->stats.position = s->position > 0 || s->epoch == 0 ? (size_t)s->position : t->data->count;
+    return FEDL_OK;
 }
 
 fedl_status fedl_evaluate(fedl_model *model, const fedl_dataset *ds, int batch,

@@ -1,13 +1,22 @@
 /* test_durable.c - the durable writer: content lands whole, replaces the old
- * file, leaves no temp file behind, and reports failures with the path. */
+ * file, leaves no temp file behind, and reports failures with the path and
+ * the step; every injected I/O fault leaves the old file (or, after the
+ * rename, the new one) whole. Also orphaned temp cleanup, file views and
+ * file digests. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -92,12 +101,526 @@ static void test_durable_write_over_a_directory_fails_and_cleans_its_temp_file(v
     rmdir(dir);
 }
 
+/* ------------------------------------------------------- fault injection */
+
+/* An fedl_io over the real calls that counts calls per operation and can
+ * fail the Nth call of one operation, cut writes short (1..max_chunk bytes,
+ * cycling), return EINTR once, or return 0 from a write. */
+enum { OP_OPEN, OP_WRITE, OP_FSYNC, OP_DIR_FSYNC, OP_CLOSE, OP_RENAME, OP_UNLINK, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"open",  "write",  "fsync", "dir_fsync",
+                                               "close", "rename", "unlink"};
+
+typedef struct fault_io {
+    fedl_io io;
+    long calls[OP_COUNT];
+    int fail_op;      /* -1: none */
+    long fail_at;     /* 1-based call of fail_op that fails */
+    int fail_errno;   /* EIO, ENOSPC, ... */
+    size_t max_chunk; /* > 0: short writes of 1..max_chunk bytes */
+    size_t chunks;    /* writes cut so far */
+    long eintr_at;    /* write call answered with EINTR (0 = never) */
+    long zero_at;     /* write call answered with 0 (0 = never) */
+} fault_io;
+
+static int injected(fault_io *f, int op)
+{
+    f->calls[op]++;
+    if (f->fail_op == op && f->calls[op] == f->fail_at) {
+        errno = f->fail_errno;
+        return 1;
+    }
+    return 0;
+}
+
+static int fault_open(void *ud, const char *path, int flags, int mode)
+{
+    return injected(ud, OP_OPEN) ? -1 : open(path, flags, (mode_t)mode);
+}
+
+static ssize_t fault_write(void *ud, int fd, const void *buf, size_t length)
+{
+    fault_io *f = ud;
+    if (injected(f, OP_WRITE))
+        return -1;
+    if (f->calls[OP_WRITE] == f->eintr_at) {
+        errno = EINTR;
+        return -1;
+    }
+    if (f->calls[OP_WRITE] == f->zero_at)
+        return 0;
+    if (f->max_chunk > 0) {
+        size_t k = f->chunks++ % f->max_chunk + 1;
+        if (length > k)
+            length = k;
+    }
+    return write(fd, buf, length);
+}
+
+static int fault_fsync(void *ud, int fd)
+{
+    return injected(ud, OP_FSYNC) ? -1 : fsync(fd);
+}
+
+static int fault_dir_fsync(void *ud, int fd)
+{
+    return injected(ud, OP_DIR_FSYNC) ? -1 : fsync(fd);
+}
+
+static int fault_close(void *ud, int fd)
+{
+    if (injected(ud, OP_CLOSE)) {
+        int e = errno;
+        close(fd); /* Linux closes the descriptor even when close reports an error */
+        errno = e;
+        return -1;
+    }
+    return close(fd);
+}
+
+static int fault_rename(void *ud, const char *from, const char *to)
+{
+    return injected(ud, OP_RENAME) ? -1 : rename(from, to);
+}
+
+static int fault_unlink(void *ud, const char *path)
+{
+    return injected(ud, OP_UNLINK) ? -1 : unlink(path);
+}
+
+static void fault_io_init(fault_io *f)
+{
+    memset(f, 0, sizeof *f);
+    f->io.ud = f;
+    f->io.open = fault_open;
+    f->io.write = fault_write;
+    f->io.fsync = fault_fsync;
+    f->io.dir_fsync = fault_dir_fsync;
+    f->io.close = fault_close;
+    f->io.rename = fault_rename;
+    f->io.unlink = fault_unlink;
+    f->fail_op = -1;
+}
+
+static int count_temp_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        n += strstr(e->d_name, ".tmp.") != NULL;
+    closedir(d);
+    return n;
+}
+
+/* path's content equals bytes, read through a file view on alloc. */
+static int file_is(const char *path, const void *bytes, size_t length, fedl_allocator *alloc)
+{
+    fedl_file_view view;
+    fedl_error err;
+    int same;
+    if (fedl_file_view_open(path, alloc, &view, &err) != FEDL_OK)
+        return 0;
+    same = view.length == length && memcmp(view.bytes, bytes, length) == 0;
+    fedl_file_view_close(&view);
+    return same;
+}
+
+static void fill_pattern(uint8_t *bytes, size_t length, uint32_t seed)
+{
+    uint32_t x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < length; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        bytes[i] = (uint8_t)x;
+    }
+}
+
+static void test_durable_writev_joins_pieces_exactly(void **state)
+{
+    const char *dir = test_make_temp_dir("durable-v");
+    const fedl_iovec pieces[] = {{"ab", 2}, {NULL, 0}, {"cdef", 4}};
+    char path[512];
+    fedl_error err;
+    (void)state;
+    assert_non_null(dir);
+    snprintf(path, sizeof path, "%s/joined", dir);
+    assert_int_equal(fedl_durable_writev(NULL, path, pieces, 3, &err), FEDL_OK);
+    assert_true(file_is(path, "abcdef", 6, NULL));
+    assert_int_equal(fedl_durable_writev(fedl_io_posix(), path, NULL, 0, &err), FEDL_OK);
+    assert_true(file_is(path, "", 0, NULL));
+    assert_int_equal(fedl_durable_writev(NULL, path, NULL, 2, &err), FEDL_ERR_INVALID_ARG);
+    assert_int_equal(fedl_durable_writev(NULL, path, pieces, -1, &err), FEDL_ERR_INVALID_ARG);
+    assert_int_equal(count_temp_files(dir), 0);
+    remove(path);
+    rmdir(dir);
+}
+
+static void test_durable_writev_short_writes_and_eintr_give_exact_bytes(void **state)
+{
+    const char *dir = test_make_temp_dir("durable-short");
+    const size_t sizes[3] = {70001, 1, 30000};
+    uint8_t *bytes = malloc(sizes[0] + sizes[1] + sizes[2]);
+    fedl_iovec pieces[3];
+    char path[512];
+    fault_io f;
+    fedl_error err;
+    size_t offset = 0;
+    (void)state;
+    assert_non_null(dir);
+    assert_non_null(bytes);
+    fill_pattern(bytes, sizes[0] + sizes[1] + sizes[2], 7);
+    for (int i = 0; i < 3; i++) {
+        pieces[i].base = bytes + offset;
+        pieces[i].length = sizes[i];
+        offset += sizes[i];
+    }
+    snprintf(path, sizeof path, "%s/short", dir);
+    fault_io_init(&f);
+    f.max_chunk = 13; /* writes of 1..13 bytes */
+    f.eintr_at = 3;
+    assert_int_equal(fedl_durable_writev(&f.io, path, pieces, 3, &err), FEDL_OK);
+    assert_true(f.calls[OP_WRITE] > (long)(offset / 13));
+    assert_true(file_is(path, bytes, offset, NULL));
+    assert_int_equal(count_temp_files(dir), 0);
+    free(bytes);
+    remove(path);
+    rmdir(dir);
+}
+
+/* What the durable writer does when the Nth call of op fails: the step the
+ * message must name, and whether the rename already happened (the new file
+ * is then in place, still whole) or the call's failure is harmless. */
+typedef struct fault_outcome {
+    const char *step; /* NULL: the write succeeds */
+    int new_in_place;
+} fault_outcome;
+
+static fault_outcome expected_outcome(int op, long n)
+{
+    fault_outcome o = {NULL, 0};
+    switch (op) {
+    case OP_OPEN:
+        o.step = n == 1 ? "create failed" : "directory fsync failed";
+        o.new_in_place = n != 1;
+        break;
+    case OP_WRITE:
+        o.step = "write failed at byte";
+        break;
+    case OP_FSYNC:
+        o.step = "fsync failed";
+        break;
+    case OP_CLOSE: /* the second close is the directory's: read-only, ignored */
+        o.step = n == 1 ? "close failed" : NULL;
+        o.new_in_place = n != 1;
+        break;
+    case OP_RENAME:
+        o.step = "rename failed";
+        break;
+    case OP_DIR_FSYNC:
+        o.step = "directory fsync failed";
+        o.new_in_place = 1;
+        break;
+    default:
+        break;
+    }
+    return o;
+}
+
+/* Offset of the first byte of write call n when writes take 1, 2, 3, 4, 1,
+ * ... bytes (max_chunk 4). */
+static size_t offset_of_write(long n)
+{
+    size_t offset = 0;
+    for (long i = 1; i < n; i++)
+        offset += (size_t)((i - 1) % 4 + 1);
+    return offset;
+}
+
+static void run_one_fault(const char *dir, const char *path, int op, long n, int error_number,
+                          fedl_allocator *alloc)
+{
+    static const char old_content[] = "the old content, whole";
+    static const char new_content[] = "the new content: 38 bytes, all of it!";
+    const fedl_iovec pieces[] = {{new_content, 20}, {new_content + 20, sizeof new_content - 21}};
+    fault_outcome want = expected_outcome(op, n);
+    fault_io f;
+    fedl_error err = {FEDL_OK, ""};
+    char bytes_text[64];
+    fedl_status st;
+    assert_int_equal(fedl_durable_write(path, old_content, sizeof old_content - 1, &err), FEDL_OK);
+    fault_io_init(&f);
+    f.fail_op = op;
+    f.fail_at = n;
+    f.fail_errno = error_number;
+    f.max_chunk = 4;
+    st = fedl_durable_writev(&f.io, path, pieces, 2, &err);
+    if (want.step == NULL) {
+        assert_int_equal(st, FEDL_OK);
+    } else {
+        if (st != FEDL_ERR_IO || strstr(err.message, want.step) == NULL ||
+            strstr(err.message, strerror(error_number)) == NULL ||
+            strstr(err.message, path) == NULL)
+            fail_msg("%s #%ld: status %d, message \"%s\"", op_names[op], n, st, err.message);
+        if (op == OP_FSYNC)
+            assert_int_equal(f.calls[OP_FSYNC], 1); /* never retried */
+        if (op == OP_WRITE) {
+            snprintf(bytes_text, sizeof bytes_text, "at byte %zu of %zu", offset_of_write(n),
+                     sizeof new_content - 1);
+            if (strstr(err.message, bytes_text) == NULL)
+                fail_msg("write #%ld: \"%s\" lacks \"%s\"", n, err.message, bytes_text);
+        }
+    }
+    if (want.new_in_place)
+        assert_true(file_is(path, new_content, sizeof new_content - 1, alloc));
+    else if (!file_is(path, old_content, sizeof old_content - 1, alloc))
+        fail_msg("%s #%ld: the old file was changed", op_names[op], n);
+    if (count_temp_files(dir) != 0)
+        fail_msg("%s #%ld: a temp file was left behind", op_names[op], n);
+}
+
+static void test_durable_writev_every_fault_keeps_a_whole_file_and_names_the_step(void **state)
+{
+    const char *made = test_make_temp_dir("durable-fault");
+    const int ops[] = {OP_OPEN, OP_WRITE, OP_FSYNC, OP_DIR_FSYNC, OP_CLOSE, OP_RENAME};
+    const int errnos[] = {EIO, ENOSPC};
+    char dir[256], path[512];
+    long clean_calls[OP_COUNT];
+    fedl_allocator alloc;
+    fault_io f;
+    fedl_error err;
+    int runs = 0;
+    (void)state;
+    assert_non_null(made);
+    snprintf(dir, sizeof dir, "%s", made);
+    snprintf(path, sizeof path, "%s/target.bin", dir);
+    fedl_allocator_init(&alloc, NULL, NULL);
+    /* a clean run counts the calls that can fail */
+    fault_io_init(&f);
+    f.max_chunk = 4;
+    assert_int_equal(fedl_durable_writev(&f.io, path,
+                                         &(fedl_iovec){"0123456789abcdefghijklmnopqrstuvwxyz!", 37},
+                                         1, &err),
+                     FEDL_OK);
+    memcpy(clean_calls, f.calls, sizeof clean_calls);
+    assert_int_equal(clean_calls[OP_OPEN], 2);  /* temp file, directory */
+    assert_int_equal(clean_calls[OP_CLOSE], 2); /* temp file, directory */
+    assert_int_equal(clean_calls[OP_FSYNC], 1);
+    assert_int_equal(clean_calls[OP_DIR_FSYNC], 1);
+    assert_int_equal(clean_calls[OP_RENAME], 1);
+    assert_true(clean_calls[OP_WRITE] >= 15);
+    for (size_t e = 0; e < sizeof errnos / sizeof errnos[0]; e++)
+        for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+            for (long n = 1; n <= clean_calls[ops[i]]; n++, runs++)
+                run_one_fault(dir, path, ops[i], n, errnos[e], &alloc);
+    assert_true(runs > 40);
+    assert_int_equal(alloc.stats.live_bytes, 0);
+    assert_true(alloc.stats.allocs == 0 || alloc.stats.frees == alloc.stats.allocs);
+    remove(path);
+    rmdir(dir);
+}
+
+static void test_durable_writev_zero_byte_write_is_no_space(void **state)
+{
+    const char *dir = test_make_temp_dir("durable-zero");
+    char path[512];
+    fault_io f;
+    fedl_error err;
+    (void)state;
+    assert_non_null(dir);
+    snprintf(path, sizeof path, "%s/full", dir);
+    assert_int_equal(fedl_durable_write(path, "old", 3, &err), FEDL_OK);
+    fault_io_init(&f);
+    f.max_chunk = 2;
+    f.zero_at = 2;
+    assert_int_equal(fedl_durable_writev(&f.io, path, &(fedl_iovec){"brand new", 9}, 1, &err),
+                     FEDL_ERR_IO);
+    assert_non_null(strstr(err.message, "write failed at byte 1 of 9"));
+    assert_non_null(strstr(err.message, strerror(ENOSPC)));
+    assert_int_equal(f.calls[OP_FSYNC], 0);
+    assert_true(file_is(path, "old", 3, NULL));
+    assert_int_equal(count_temp_files(dir), 0);
+    remove(path);
+    rmdir(dir);
+}
+
+static void test_durable_writev_replaces_a_stale_temp_file_of_its_own_pid(void **state)
+{
+    const char *dir = test_make_temp_dir("durable-stale");
+    char path[512], stale[600];
+    fedl_error err;
+    (void)state;
+    assert_non_null(dir);
+    snprintf(path, sizeof path, "%s/file", dir);
+    snprintf(stale, sizeof stale, "%s.tmp.%ld", path, (long)getpid());
+    assert_int_equal(test_write_file(stale, "left over by a crash", 20), 0);
+    assert_int_equal(fedl_durable_write(path, "fresh", 5, &err), FEDL_OK);
+    assert_true(file_is(path, "fresh", 5, NULL));
+    assert_int_equal(count_temp_files(dir), 0);
+    remove(path);
+    rmdir(dir);
+}
+
+/* ------------------------------------------------------- orphan cleanup */
+
+static pid_t dead_pid(void)
+{
+    for (pid_t pid = 999999; pid > 900000; pid--)
+        if (kill(pid, 0) != 0 && errno == ESRCH)
+            return pid;
+    return 0;
+}
+
+static void test_clean_orphans_removes_dead_writers_temps_and_keeps_live_ones(void **state)
+{
+    const char *made = test_make_temp_dir("durable-orphans");
+    char dir[256], path[600];
+    const char *kept[] = {"data.bin", "x.tmp.", "x.tmp.12a", ".tmp.5", "x.tmp.0"};
+    pid_t child, dead = dead_pid();
+    fedl_error err;
+    int removed = -1, status;
+    (void)state;
+    assert_non_null(made);
+    assert_true(dead > 0);
+    snprintf(dir, sizeof dir, "%s", made);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        pause();
+        _exit(0);
+    }
+    assert_int_equal(kill(child, 0), 0);
+    snprintf(path, sizeof path, "%s/x.tmp.%ld", dir, (long)dead);
+    assert_int_equal(test_write_file(path, "dead", 4), 0);
+    snprintf(path, sizeof path, "%s/z.tmp.%ld", dir, (long)getpid()); /* ours: stale */
+    assert_int_equal(test_write_file(path, "ours", 4), 0);
+    snprintf(path, sizeof path, "%s/y.tmp.%ld", dir, (long)child);
+    assert_int_equal(test_write_file(path, "live", 4), 0);
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, kept[i]);
+        assert_int_equal(test_write_file(path, "keep", 4), 0);
+    }
+
+    assert_int_equal(fedl_durable_clean_orphans(NULL, dir, &removed, &err), FEDL_OK);
+    assert_int_equal(removed, 2);
+    snprintf(path, sizeof path, "%s/x.tmp.%ld", dir, (long)dead);
+    assert_int_not_equal(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/z.tmp.%ld", dir, (long)getpid());
+    assert_int_not_equal(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/y.tmp.%ld", dir, (long)child);
+    assert_int_equal(access(path, F_OK), 0); /* its writer is alive */
+    remove(path);
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, kept[i]);
+        assert_int_equal(access(path, F_OK), 0);
+        remove(path);
+    }
+    kill(child, SIGKILL);
+    waitpid(child, &status, 0);
+    assert_int_equal(fedl_durable_clean_orphans(NULL, dir, NULL, &err), FEDL_OK);
+    rmdir(dir);
+    assert_int_equal(fedl_durable_clean_orphans(NULL, dir, &removed, &err), FEDL_ERR_IO);
+    assert_non_null(strstr(err.message, dir));
+}
+
+/* ------------------------------------------------------- views and digests */
+
+static void test_file_view_reads_empty_small_and_large_files(void **state)
+{
+    const char *made = test_make_temp_dir("durable-view");
+    const size_t sizes[] = {0, 3, 1u << 20};
+    char dir[256], path[512];
+    fedl_allocator alloc;
+    fedl_file_view view;
+    fedl_error err;
+    uint8_t *bytes = malloc(1u << 20);
+    (void)state;
+    assert_non_null(made);
+    assert_non_null(bytes);
+    snprintf(dir, sizeof dir, "%s", made);
+    snprintf(path, sizeof path, "%s/f", dir);
+    fedl_allocator_init(&alloc, NULL, NULL);
+    fill_pattern(bytes, 1u << 20, 3);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        assert_int_equal(test_write_file(path, bytes, sizes[i]), 0);
+        assert_int_equal(fedl_file_view_open(path, &alloc, &view, &err), FEDL_OK);
+        assert_int_equal(view.length, sizes[i]);
+        assert_non_null(view.bytes);
+        assert_memory_equal(view.bytes, bytes, sizes[i]);
+        fedl_file_view_close(&view);
+        assert_null(view.bytes);
+        fedl_file_view_close(&view); /* twice is harmless */
+    }
+    assert_int_equal(alloc.stats.live_bytes, 0);
+    assert_int_equal(fedl_file_view_open(dir, &alloc, &view, &err), FEDL_ERR_IO);
+    assert_non_null(strstr(err.message, "not a regular file"));
+    remove(path);
+    assert_int_equal(fedl_file_view_open(path, &alloc, &view, &err), FEDL_ERR_IO);
+    assert_non_null(strstr(err.message, path));
+    assert_non_null(strstr(err.message, "No such file"));
+    assert_int_equal(alloc.stats.live_bytes, 0);
+    free(bytes);
+    rmdir(dir);
+}
+
+static void hex_of(const uint8_t digest[FEDL_SHA256_BYTES], char hex[65])
+{
+    fedl_sha256_hex(digest, hex);
+}
+
+static void test_file_sha256_matches_known_vectors_and_streams_large_files(void **state)
+{
+    const char *made = test_make_temp_dir("durable-sha");
+    char dir[256], path[512], hex[65];
+    uint8_t digest[FEDL_SHA256_BYTES], expected[FEDL_SHA256_BYTES];
+    uint8_t *bytes = malloc((1u << 20) + 7);
+    uint64_t size = 99;
+    fedl_error err;
+    (void)state;
+    assert_non_null(made);
+    assert_non_null(bytes);
+    snprintf(dir, sizeof dir, "%s", made);
+    snprintf(path, sizeof path, "%s/h", dir);
+    assert_int_equal(test_write_file(path, "abc", 3), 0);
+    assert_int_equal(fedl_file_sha256(path, &size, digest, &err), FEDL_OK);
+    hex_of(digest, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_int_equal(size, 3);
+    assert_int_equal(test_write_file(path, "", 0), 0);
+    assert_int_equal(fedl_file_sha256(path, &size, digest, &err), FEDL_OK);
+    hex_of(digest, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_int_equal(size, 0);
+    /* 1 MiB + 7: sixteen full 64 KiB reads and a short one */
+    fill_pattern(bytes, (1u << 20) + 7, 11);
+    assert_int_equal(test_write_file(path, bytes, (1u << 20) + 7), 0);
+    assert_int_equal(fedl_file_sha256(path, &size, digest, &err), FEDL_OK);
+    fedl_sha256(bytes, (1u << 20) + 7, expected);
+    assert_memory_equal(digest, expected, FEDL_SHA256_BYTES);
+    assert_int_equal(size, (1u << 20) + 7);
+    remove(path);
+    assert_int_equal(fedl_file_sha256(path, &size, digest, &err), FEDL_ERR_IO);
+    assert_non_null(strstr(err.message, path));
+    free(bytes);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durable_write_creates_and_replaces_whole_file),
         cmocka_unit_test(test_durable_write_reports_missing_directory_and_keeps_nothing),
         cmocka_unit_test(test_durable_write_over_a_directory_fails_and_cleans_its_temp_file),
+        cmocka_unit_test(test_durable_writev_joins_pieces_exactly),
+        cmocka_unit_test(test_durable_writev_short_writes_and_eintr_give_exact_bytes),
+        cmocka_unit_test(test_durable_writev_every_fault_keeps_a_whole_file_and_names_the_step),
+        cmocka_unit_test(test_durable_writev_zero_byte_write_is_no_space),
+        cmocka_unit_test(test_durable_writev_replaces_a_stale_temp_file_of_its_own_pid),
+        cmocka_unit_test(test_clean_orphans_removes_dead_writers_temps_and_keeps_live_ones),
+        cmocka_unit_test(test_file_view_reads_empty_small_and_large_files),
+        cmocka_unit_test(test_file_sha256_matches_known_vectors_and_streams_large_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

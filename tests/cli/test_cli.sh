@@ -73,7 +73,7 @@ if [ -f "$data/train-images-idx3-ubyte.gz" ]; then
     contains "eval confusion" "$work/out" "confusion matrix"
     printf 'X' | dd of="$work/m.fedl" bs=1 seek=100 conv=notrunc 2>/dev/null
     check "corrupt model" 1 "$fedl" eval --model-file "$work/m.fedl" --data "$data"
-    contains "corrupt model named" "$work/err" "checksum mismatch"
+    contains "corrupt model named" "$work/err" "m.fedl: .*CRC-32C"
 else
     echo "SKIP: Fashion-MNIST not installed; training checks skipped"
 fi
