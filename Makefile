@@ -38,7 +38,7 @@ sanitize:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFEDL_SANITIZE=ON -DFEDL_BUILD_BENCH=OFF
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    ctest --output-on-failure -j $(JOBS) -L unit
+	    ctest --output-on-failure -j $(JOBS) -L "unit|cli"
 
 bench:
 	@scripts/install-deps bench

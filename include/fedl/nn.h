@@ -111,6 +111,12 @@ fedl_status fedl_model_create(const char *spec, fedl_shape input, uint64_t seed,
                               fedl_allocator *alloc, fedl_model **out, fedl_error *err);
 void fedl_model_destroy(fedl_model *model);
 
+/* The parameter count a spec gives for input, without allocating the
+ * parameters (a few hundred bytes per layer): readers of model files check
+ * a stored count against it before allocating anything large. */
+fedl_status fedl_spec_param_count(const char *spec, fedl_shape input, fedl_allocator *alloc,
+                                  size_t *count, fedl_error *err);
+
 /* Re-initialise all parameters from seed with each layer's initialiser.
  * Layer i draws from RNG stream i, so layers never shift each other. */
 void fedl_model_init_params(fedl_model *model, uint64_t seed, fedl_init_kind kind);

@@ -61,20 +61,31 @@ static void copy_floats_from_le(float *dst, const uint8_t *src, size_t count)
 
 /* Build a model from a stored spec and input shape. A spec that does not
  * build is a damaged file (FEDL_ERR_FORMAT); running out of memory stays
- * FEDL_ERR_NOMEM. */
+ * FEDL_ERR_NOMEM. The spec's parameter count is checked against the stored
+ * count before the parameters are allocated, so a crafted file cannot make
+ * the reader allocate more than the file itself holds. */
 static fedl_status build_stored_model(const uint8_t *spec_bytes, size_t spec_len, fedl_shape in,
-                                      const char *name, fedl_allocator *alloc, fedl_model **out,
-                                      fedl_error *err)
+                                      uint64_t stored_count, const char *name,
+                                      fedl_allocator *alloc, fedl_model **out, fedl_error *err)
 {
     char *spec; /* (spec_len + 1), NUL-terminated copy */
     char detail[sizeof err->message];
+    size_t needed = 0;
     fedl_status st;
     spec = fedl_mem_alloc(alloc, spec_len + 1);
     if (spec == NULL)
         return fedl_error_set(err, FEDL_ERR_NOMEM, "%s: cannot allocate the spec (%zu bytes)", name,
                               spec_len + 1);
     memcpy(spec, spec_bytes, spec_len);
-    st = fedl_model_create(spec, in, 0, alloc, out, err);
+    st = fedl_spec_param_count(spec, in, alloc, &needed, err);
+    if (st == FEDL_OK && needed != stored_count) {
+        fedl_mem_free(alloc, spec, spec_len + 1);
+        return fedl_error_set(err, FEDL_ERR_FORMAT,
+                              "%s: %llu parameters stored, the stored spec needs %zu", name,
+                              (unsigned long long)stored_count, needed);
+    }
+    if (st == FEDL_OK)
+        st = fedl_model_create(spec, in, 0, alloc, out, err);
     fedl_mem_free(alloc, spec, spec_len + 1);
     if (st == FEDL_OK || st == FEDL_ERR_NOMEM)
         return st;
@@ -133,7 +144,7 @@ static fedl_status deserialize_legacy_v1(const uint8_t *bytes, size_t length, co
     if (memchr(bytes + LEGACY_HEADER, '\0', spec_len) != NULL)
         return fedl_error_set(err, FEDL_ERR_FORMAT, "%s: spec at byte 40 contains a NUL byte",
                               name);
-    st = build_stored_model(bytes + LEGACY_HEADER, spec_len, in, name, alloc, &model, err);
+    st = build_stored_model(bytes + LEGACY_HEADER, spec_len, in, count, name, alloc, &model, err);
     if (st != FEDL_OK)
         return st;
     if (fedl_model_param_count(model) != count) {
@@ -376,7 +387,8 @@ fedl_status fedl_model_from_container(const fedl_container *c, const char *name,
     if (st == FEDL_OK)
         st = check_stored_counts(&m, params_section, name, err);
     if (st == FEDL_OK)
-        st = build_stored_model(m.spec, m.spec_len, m.input, name, alloc, &model, err);
+        st = build_stored_model(m.spec, m.spec_len, m.input, m.param_count, name, alloc, &model,
+                                err);
     if (st != FEDL_OK)
         return st;
     st = check_model_matches(model, &m, name, err);

@@ -489,8 +489,10 @@ static fedl_status build_spec_text(fedl_model *m, fedl_error *err)
     return FEDL_OK;
 }
 
-fedl_status fedl_model_create(const char *spec, fedl_shape input, uint64_t seed,
-                              fedl_allocator *alloc, fedl_model **out, fedl_error *err)
+/* Parse spec and set up every layer's shapes and parameter count: all of a
+ * model but its parameter, gradient and profile arrays. */
+static fedl_status build_structure(const char *spec, fedl_shape input, uint64_t seed,
+                                   fedl_allocator *alloc, fedl_model **out, fedl_error *err)
 {
     fedl_model *m;
     fedl_status st;
@@ -552,6 +554,19 @@ fedl_status fedl_model_create(const char *spec, fedl_shape input, uint64_t seed,
         fedl_model_destroy(m);
         return st;
     }
+    *out = m;
+    return FEDL_OK;
+}
+
+fedl_status fedl_model_create(const char *spec, fedl_shape input, uint64_t seed,
+                              fedl_allocator *alloc, fedl_model **out, fedl_error *err)
+{
+    fedl_model *m;
+    fedl_status st = build_structure(spec, input, seed, alloc, &m, err);
+    *out = NULL;
+    if (st != FEDL_OK)
+        return st;
+    alloc = m->alloc;
     m->params = fedl_mem_alloc_aligned(alloc, (m->param_count + 1) * sizeof(float), 64);
     m->grads = fedl_mem_alloc_aligned(alloc, (m->param_count + 1) * sizeof(float), 64);
     m->profile = fedl_mem_alloc(alloc, (size_t)m->layer_count * sizeof *m->profile);
@@ -564,6 +579,19 @@ fedl_status fedl_model_create(const char *spec, fedl_shape input, uint64_t seed,
     }
     fedl_model_init_params(m, seed, FEDL_INIT_DEFAULT);
     *out = m;
+    return FEDL_OK;
+}
+
+fedl_status fedl_spec_param_count(const char *spec, fedl_shape input, fedl_allocator *alloc,
+                                  size_t *count, fedl_error *err)
+{
+    fedl_model *m;
+    fedl_status st = build_structure(spec, input, 0, alloc, &m, err);
+    *count = 0;
+    if (st != FEDL_OK)
+        return st;
+    *count = m->param_count;
+    fedl_model_destroy(m);
     return FEDL_OK;
 }
 

@@ -65,6 +65,29 @@ static void test_presets_have_the_expected_parameter_counts(void **state)
     assert_null(fedl_model_preset("resnet"));
 }
 
+static void test_spec_param_count_allocates_no_parameters(void **state)
+{
+    fedl_allocator alloc;
+    fedl_model *m;
+    fedl_error err;
+    size_t count = 0;
+    const fedl_shape image = {1, 28, 28};
+    (void)state;
+    fedl_allocator_init(&alloc, NULL, NULL);
+    /* 784 x 100000 weights would be 300 MiB: counting must not allocate them */
+    alloc.limit_bytes = 1u << 20;
+    assert_int_equal(fedl_spec_param_count("dense(100000)", image, &alloc, &count, &err), FEDL_OK);
+    assert_int_equal(count, 784u * 100000u + 100000u);
+    assert_int_equal(fedl_allocator_stats(&alloc).live_bytes, 0);
+    assert_int_equal(fedl_model_create("lenet5", image, 1, NULL, &m, &err), FEDL_OK);
+    assert_int_equal(fedl_spec_param_count("lenet5", image, NULL, &count, &err), FEDL_OK);
+    assert_int_equal(count, fedl_model_param_count(m));
+    fedl_model_destroy(m);
+    assert_int_equal(fedl_spec_param_count("dense(10) wat", image, NULL, &count, &err),
+                     FEDL_ERR_SPEC);
+    assert_non_null(strstr(err.message, "wat"));
+}
+
 static void test_canonical_spec_round_trips(void **state)
 {
     fedl_model *a, *b;
@@ -457,6 +480,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec_errors_name_token_and_position),
         cmocka_unit_test(test_presets_have_the_expected_parameter_counts),
+        cmocka_unit_test(test_spec_param_count_allocates_no_parameters),
         cmocka_unit_test(test_canonical_spec_round_trips),
         cmocka_unit_test(test_init_is_deterministic_and_bounded),
         cmocka_unit_test(test_init_values_are_platform_independent),
