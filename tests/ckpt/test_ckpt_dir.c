@@ -23,87 +23,6 @@
 #include "fedl/ckpt.h"
 #include "support/test_support.h"
 
-/* ------------------------------------------------------- fault injection */
-
-/* An fedl_io over the real calls that counts calls per operation and fails
- * the Nth call of one of them (the same as test_durable.c's). */
-enum { OP_OPEN, OP_WRITE, OP_FSYNC, OP_DIR_FSYNC, OP_CLOSE, OP_RENAME, OP_UNLINK, OP_COUNT };
-static const char *const op_names[OP_COUNT] = {"open",  "write",  "fsync", "dir_fsync",
-                                               "close", "rename", "unlink"};
-
-typedef struct fault_io {
-    fedl_io io;
-    long calls[OP_COUNT];
-    int fail_op;    /* -1: none */
-    long fail_at;   /* 1-based call of fail_op that fails */
-    int fail_errno; /* EIO, ENOSPC */
-} fault_io;
-
-static int injected(fault_io *f, int op)
-{
-    f->calls[op]++;
-    if (f->fail_op == op && f->calls[op] == f->fail_at) {
-        errno = f->fail_errno;
-        return 1;
-    }
-    return 0;
-}
-
-static int fault_open(void *ud, const char *path, int flags, int mode)
-{
-    return injected(ud, OP_OPEN) ? -1 : open(path, flags, (mode_t)mode);
-}
-
-static ssize_t fault_write(void *ud, int fd, const void *buf, size_t length)
-{
-    return injected(ud, OP_WRITE) ? -1 : write(fd, buf, length);
-}
-
-static int fault_fsync(void *ud, int fd)
-{
-    return injected(ud, OP_FSYNC) ? -1 : fsync(fd);
-}
-
-static int fault_dir_fsync(void *ud, int fd)
-{
-    return injected(ud, OP_DIR_FSYNC) ? -1 : fsync(fd);
-}
-
-static int fault_close(void *ud, int fd)
-{
-    if (injected(ud, OP_CLOSE)) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return close(fd);
-}
-
-static int fault_rename(void *ud, const char *from, const char *to)
-{
-    return injected(ud, OP_RENAME) ? -1 : rename(from, to);
-}
-
-static int fault_unlink(void *ud, const char *path)
-{
-    return injected(ud, OP_UNLINK) ? -1 : unlink(path);
-}
-
-static void fault_io_init(fault_io *f)
-{
-    memset(f, 0, sizeof *f);
-    f->io.ud = f;
-    f->io.open = fault_open;
-    f->io.write = fault_write;
-    f->io.fsync = fault_fsync;
-    f->io.dir_fsync = fault_dir_fsync;
-    f->io.close = fault_close;
-    f->io.rename = fault_rename;
-    f->io.unlink = fault_unlink;
-    f->fail_op = -1;
-}
-
 /* ------------------------------------------------------------- helpers */
 
 /* Log messages at WARN and above, collected. */
@@ -621,7 +540,7 @@ static void run_save_fault(const char *dir, int op, long n, int error_number, fe
     fedl_container_writer *w;
     fedl_ckpt_dir *d;
     snapshot before, after;
-    fault_io f;
+    test_fault_io f;
     fedl_error err = {FEDL_OK, ""};
     uint64_t generation = 0;
     fedl_status st;
@@ -632,7 +551,7 @@ static void run_save_fault(const char *dir, int op, long n, int error_number, fe
     fedl_ckpt_dir_close(d);
     take_snapshot(dir, &before);
 
-    fault_io_init(&f);
+    test_fault_io_init(&f);
     d = open_dir(dir, 2, &f.io, alloc);
     w = make_writer(alloc, 3);
     f.fail_op = op;
@@ -645,7 +564,7 @@ static void run_save_fault(const char *dir, int op, long n, int error_number, fe
     if (st != FEDL_OK) {
         if (st != FEDL_ERR_IO || strstr(err.message, strerror(error_number)) == NULL ||
             strstr(err.message, dir) == NULL)
-            fail_msg("%s #%ld: status %d \"%s\"", op_names[op], n, st, err.message);
+            fail_msg("%s #%ld: status %d \"%s\"", test_op_names[op], n, st, err.message);
         assert_int_equal(fedl_ckpt_dir_count(d), 2);
         assert_int_equal(fedl_ckpt_dir_generation(d, 0), 2);
     } else {
@@ -653,12 +572,12 @@ static void run_save_fault(const char *dir, int op, long n, int error_number, fe
         assert_int_equal(fedl_ckpt_dir_generation(d, 0), 3);
         /* a retention step failed and said so, or a directory's
          * read-only descriptor failed to close (harmless, ignored) */
-        assert_true(warning_count >= 1 || op == OP_CLOSE);
+        assert_true(warning_count >= 1 || op == TEST_OP_CLOSE);
     }
     fedl_ckpt_dir_close(d);
     take_snapshot(dir, &after);
     if (st != FEDL_OK && !same_snapshot(&before, &after))
-        fail_msg("%s #%ld failed the save (%s) but changed the directory", op_names[op], n,
+        fail_msg("%s #%ld failed the save (%s) but changed the directory", test_op_names[op], n,
                  err.message);
     free_snapshot(&before);
     free_snapshot(&after);
@@ -679,11 +598,11 @@ static void test_ckpt_dir_io_fault_at_any_call_of_a_save_keeps_the_directory_loa
     const char *made = test_make_temp_dir("ckptdir-faults");
     const int errnos[] = {EIO, ENOSPC};
     char base[256], dir[300];
-    long clean_calls[OP_COUNT];
+    long clean_calls[TEST_OP_COUNT];
     fedl_container_writer *w;
     fedl_allocator alloc;
     fedl_ckpt_dir *d;
-    fault_io f;
+    test_fault_io f;
     fedl_error err;
     int runs = 0;
     (void)state;
@@ -696,7 +615,7 @@ static void test_ckpt_dir_io_fault_at_any_call_of_a_save_keeps_the_directory_loa
     save_one(d, &alloc, 1);
     save_one(d, &alloc, 2);
     fedl_ckpt_dir_close(d);
-    fault_io_init(&f);
+    test_fault_io_init(&f);
     d = open_dir(dir, 2, &f.io, &alloc);
     memset(f.calls, 0, sizeof f.calls);
     w = make_writer(&alloc, 3);
@@ -704,13 +623,13 @@ static void test_ckpt_dir_io_fault_at_any_call_of_a_save_keeps_the_directory_loa
     fedl_container_writer_destroy(w);
     fedl_ckpt_dir_close(d);
     memcpy(clean_calls, f.calls, sizeof clean_calls);
-    assert_int_equal(clean_calls[OP_RENAME], 3); /* generation, manifest, manifest again */
-    assert_int_equal(clean_calls[OP_UNLINK], 1); /* generation 1 */
-    assert_int_equal(clean_calls[OP_FSYNC], 3);
-    assert_int_equal(clean_calls[OP_DIR_FSYNC], 3);
+    assert_int_equal(clean_calls[TEST_OP_RENAME], 3); /* generation, manifest, manifest again */
+    assert_int_equal(clean_calls[TEST_OP_UNLINK], 1); /* generation 1 */
+    assert_int_equal(clean_calls[TEST_OP_FSYNC], 3);
+    assert_int_equal(clean_calls[TEST_OP_DIR_FSYNC], 3);
 
     for (size_t e = 0; e < sizeof errnos / sizeof errnos[0]; e++)
-        for (int op = 0; op < OP_COUNT; op++)
+        for (int op = 0; op < TEST_OP_COUNT; op++)
             for (long n = 1; n <= clean_calls[op]; n++, runs++)
                 run_save_fault(dir, op, n, errnos[e], &alloc);
     assert_true(runs >= 2 * 20);

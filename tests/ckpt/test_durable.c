@@ -101,106 +101,6 @@ static void test_durable_write_over_a_directory_fails_and_cleans_its_temp_file(v
     rmdir(dir);
 }
 
-/* ------------------------------------------------------- fault injection */
-
-/* An fedl_io over the real calls that counts calls per operation and can
- * fail the Nth call of one operation, cut writes short (1..max_chunk bytes,
- * cycling), return EINTR once, or return 0 from a write. */
-enum { OP_OPEN, OP_WRITE, OP_FSYNC, OP_DIR_FSYNC, OP_CLOSE, OP_RENAME, OP_UNLINK, OP_COUNT };
-static const char *const op_names[OP_COUNT] = {"open",  "write",  "fsync", "dir_fsync",
-                                               "close", "rename", "unlink"};
-
-typedef struct fault_io {
-    fedl_io io;
-    long calls[OP_COUNT];
-    int fail_op;      /* -1: none */
-    long fail_at;     /* 1-based call of fail_op that fails */
-    int fail_errno;   /* EIO, ENOSPC, ... */
-    size_t max_chunk; /* > 0: short writes of 1..max_chunk bytes */
-    size_t chunks;    /* writes cut so far */
-    long eintr_at;    /* write call answered with EINTR (0 = never) */
-    long zero_at;     /* write call answered with 0 (0 = never) */
-} fault_io;
-
-static int injected(fault_io *f, int op)
-{
-    f->calls[op]++;
-    if (f->fail_op == op && f->calls[op] == f->fail_at) {
-        errno = f->fail_errno;
-        return 1;
-    }
-    return 0;
-}
-
-static int fault_open(void *ud, const char *path, int flags, int mode)
-{
-    return injected(ud, OP_OPEN) ? -1 : open(path, flags, (mode_t)mode);
-}
-
-static ssize_t fault_write(void *ud, int fd, const void *buf, size_t length)
-{
-    fault_io *f = ud;
-    if (injected(f, OP_WRITE))
-        return -1;
-    if (f->calls[OP_WRITE] == f->eintr_at) {
-        errno = EINTR;
-        return -1;
-    }
-    if (f->calls[OP_WRITE] == f->zero_at)
-        return 0;
-    if (f->max_chunk > 0) {
-        size_t k = f->chunks++ % f->max_chunk + 1;
-        if (length > k)
-            length = k;
-    }
-    return write(fd, buf, length);
-}
-
-static int fault_fsync(void *ud, int fd)
-{
-    return injected(ud, OP_FSYNC) ? -1 : fsync(fd);
-}
-
-static int fault_dir_fsync(void *ud, int fd)
-{
-    return injected(ud, OP_DIR_FSYNC) ? -1 : fsync(fd);
-}
-
-static int fault_close(void *ud, int fd)
-{
-    if (injected(ud, OP_CLOSE)) {
-        int e = errno;
-        close(fd); /* Linux closes the descriptor even when close reports an error */
-        errno = e;
-        return -1;
-    }
-    return close(fd);
-}
-
-static int fault_rename(void *ud, const char *from, const char *to)
-{
-    return injected(ud, OP_RENAME) ? -1 : rename(from, to);
-}
-
-static int fault_unlink(void *ud, const char *path)
-{
-    return injected(ud, OP_UNLINK) ? -1 : unlink(path);
-}
-
-static void fault_io_init(fault_io *f)
-{
-    memset(f, 0, sizeof *f);
-    f->io.ud = f;
-    f->io.open = fault_open;
-    f->io.write = fault_write;
-    f->io.fsync = fault_fsync;
-    f->io.dir_fsync = fault_dir_fsync;
-    f->io.close = fault_close;
-    f->io.rename = fault_rename;
-    f->io.unlink = fault_unlink;
-    f->fail_op = -1;
-}
-
 static int count_temp_files(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -265,7 +165,7 @@ static void test_durable_writev_short_writes_and_eintr_give_exact_bytes(void **s
     uint8_t *bytes = malloc(sizes[0] + sizes[1] + sizes[2]);
     fedl_iovec pieces[3];
     char path[512];
-    fault_io f;
+    test_fault_io f;
     fedl_error err;
     size_t offset = 0;
     (void)state;
@@ -278,11 +178,11 @@ static void test_durable_writev_short_writes_and_eintr_give_exact_bytes(void **s
         offset += sizes[i];
     }
     snprintf(path, sizeof path, "%s/short", dir);
-    fault_io_init(&f);
+    test_fault_io_init(&f);
     f.max_chunk = 13; /* writes of 1..13 bytes */
     f.eintr_at = 3;
     assert_int_equal(fedl_durable_writev(&f.io, path, pieces, 3, &err), FEDL_OK);
-    assert_true(f.calls[OP_WRITE] > (long)(offset / 13));
+    assert_true(f.calls[TEST_OP_WRITE] > (long)(offset / 13));
     assert_true(file_is(path, bytes, offset, NULL));
     assert_int_equal(count_temp_files(dir), 0);
     free(bytes);
@@ -302,24 +202,24 @@ static fault_outcome expected_outcome(int op, long n)
 {
     fault_outcome o = {NULL, 0};
     switch (op) {
-    case OP_OPEN:
+    case TEST_OP_OPEN:
         o.step = n == 1 ? "create failed" : "directory fsync failed";
         o.new_in_place = n != 1;
         break;
-    case OP_WRITE:
+    case TEST_OP_WRITE:
         o.step = "write failed at byte";
         break;
-    case OP_FSYNC:
+    case TEST_OP_FSYNC:
         o.step = "fsync failed";
         break;
-    case OP_CLOSE: /* the second close is the directory's: read-only, ignored */
+    case TEST_OP_CLOSE: /* the second close is the directory's: read-only, ignored */
         o.step = n == 1 ? "close failed" : NULL;
         o.new_in_place = n != 1;
         break;
-    case OP_RENAME:
+    case TEST_OP_RENAME:
         o.step = "rename failed";
         break;
-    case OP_DIR_FSYNC:
+    case TEST_OP_DIR_FSYNC:
         o.step = "directory fsync failed";
         o.new_in_place = 1;
         break;
@@ -346,12 +246,12 @@ static void run_one_fault(const char *dir, const char *path, int op, long n, int
     static const char new_content[] = "the new content: 38 bytes, all of it!";
     const fedl_iovec pieces[] = {{new_content, 20}, {new_content + 20, sizeof new_content - 21}};
     fault_outcome want = expected_outcome(op, n);
-    fault_io f;
+    test_fault_io f;
     fedl_error err = {FEDL_OK, ""};
     char bytes_text[64];
     fedl_status st;
     assert_int_equal(fedl_durable_write(path, old_content, sizeof old_content - 1, &err), FEDL_OK);
-    fault_io_init(&f);
+    test_fault_io_init(&f);
     f.fail_op = op;
     f.fail_at = n;
     f.fail_errno = error_number;
@@ -363,10 +263,10 @@ static void run_one_fault(const char *dir, const char *path, int op, long n, int
         if (st != FEDL_ERR_IO || strstr(err.message, want.step) == NULL ||
             strstr(err.message, strerror(error_number)) == NULL ||
             strstr(err.message, path) == NULL)
-            fail_msg("%s #%ld: status %d, message \"%s\"", op_names[op], n, st, err.message);
-        if (op == OP_FSYNC)
-            assert_int_equal(f.calls[OP_FSYNC], 1); /* never retried */
-        if (op == OP_WRITE) {
+            fail_msg("%s #%ld: status %d, message \"%s\"", test_op_names[op], n, st, err.message);
+        if (op == TEST_OP_FSYNC)
+            assert_int_equal(f.calls[TEST_OP_FSYNC], 1); /* never retried */
+        if (op == TEST_OP_WRITE) {
             snprintf(bytes_text, sizeof bytes_text, "at byte %zu of %zu", offset_of_write(n),
                      sizeof new_content - 1);
             if (strstr(err.message, bytes_text) == NULL)
@@ -376,20 +276,21 @@ static void run_one_fault(const char *dir, const char *path, int op, long n, int
     if (want.new_in_place)
         assert_true(file_is(path, new_content, sizeof new_content - 1, alloc));
     else if (!file_is(path, old_content, sizeof old_content - 1, alloc))
-        fail_msg("%s #%ld: the old file was changed", op_names[op], n);
+        fail_msg("%s #%ld: the old file was changed", test_op_names[op], n);
     if (count_temp_files(dir) != 0)
-        fail_msg("%s #%ld: a temp file was left behind", op_names[op], n);
+        fail_msg("%s #%ld: a temp file was left behind", test_op_names[op], n);
 }
 
 static void test_durable_writev_every_fault_keeps_a_whole_file_and_names_the_step(void **state)
 {
     const char *made = test_make_temp_dir("durable-fault");
-    const int ops[] = {OP_OPEN, OP_WRITE, OP_FSYNC, OP_DIR_FSYNC, OP_CLOSE, OP_RENAME};
+    const int ops[] = {TEST_OP_OPEN,      TEST_OP_WRITE, TEST_OP_FSYNC,
+                       TEST_OP_DIR_FSYNC, TEST_OP_CLOSE, TEST_OP_RENAME};
     const int errnos[] = {EIO, ENOSPC};
     char dir[256], path[512];
-    long clean_calls[OP_COUNT];
+    long clean_calls[TEST_OP_COUNT];
     fedl_allocator alloc;
-    fault_io f;
+    test_fault_io f;
     fedl_error err;
     int runs = 0;
     (void)state;
@@ -398,19 +299,19 @@ static void test_durable_writev_every_fault_keeps_a_whole_file_and_names_the_ste
     snprintf(path, sizeof path, "%s/target.bin", dir);
     fedl_allocator_init(&alloc, NULL, NULL);
     /* a clean run counts the calls that can fail */
-    fault_io_init(&f);
+    test_fault_io_init(&f);
     f.max_chunk = 4;
     assert_int_equal(fedl_durable_writev(&f.io, path,
                                          &(fedl_iovec){"0123456789abcdefghijklmnopqrstuvwxyz!", 37},
                                          1, &err),
                      FEDL_OK);
     memcpy(clean_calls, f.calls, sizeof clean_calls);
-    assert_int_equal(clean_calls[OP_OPEN], 2);  /* temp file, directory */
-    assert_int_equal(clean_calls[OP_CLOSE], 2); /* temp file, directory */
-    assert_int_equal(clean_calls[OP_FSYNC], 1);
-    assert_int_equal(clean_calls[OP_DIR_FSYNC], 1);
-    assert_int_equal(clean_calls[OP_RENAME], 1);
-    assert_true(clean_calls[OP_WRITE] >= 15);
+    assert_int_equal(clean_calls[TEST_OP_OPEN], 2);  /* temp file, directory */
+    assert_int_equal(clean_calls[TEST_OP_CLOSE], 2); /* temp file, directory */
+    assert_int_equal(clean_calls[TEST_OP_FSYNC], 1);
+    assert_int_equal(clean_calls[TEST_OP_DIR_FSYNC], 1);
+    assert_int_equal(clean_calls[TEST_OP_RENAME], 1);
+    assert_true(clean_calls[TEST_OP_WRITE] >= 15);
     for (size_t e = 0; e < sizeof errnos / sizeof errnos[0]; e++)
         for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
             for (long n = 1; n <= clean_calls[ops[i]]; n++, runs++)
@@ -426,20 +327,20 @@ static void test_durable_writev_zero_byte_write_is_no_space(void **state)
 {
     const char *dir = test_make_temp_dir("durable-zero");
     char path[512];
-    fault_io f;
+    test_fault_io f;
     fedl_error err;
     (void)state;
     assert_non_null(dir);
     snprintf(path, sizeof path, "%s/full", dir);
     assert_int_equal(fedl_durable_write(path, "old", 3, &err), FEDL_OK);
-    fault_io_init(&f);
+    test_fault_io_init(&f);
     f.max_chunk = 2;
     f.zero_at = 2;
     assert_int_equal(fedl_durable_writev(&f.io, path, &(fedl_iovec){"brand new", 9}, 1, &err),
                      FEDL_ERR_IO);
     assert_non_null(strstr(err.message, "write failed at byte 1 of 9"));
     assert_non_null(strstr(err.message, strerror(ENOSPC)));
-    assert_int_equal(f.calls[OP_FSYNC], 0);
+    assert_int_equal(f.calls[TEST_OP_FSYNC], 0);
     assert_true(file_is(path, "old", 3, NULL));
     assert_int_equal(count_temp_files(dir), 0);
     remove(path);

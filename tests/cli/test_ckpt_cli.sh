@@ -9,32 +9,7 @@ fedl=$1
 src=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-
-check() { # name, expected exit code, command...
-    name=$1 expected=$2
-    shift 2
-    "$@" >"$work/out" 2>"$work/err"
-    rc=$?
-    if [ "$rc" -eq "$expected" ]; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $name: exit $rc, expected $expected"
-        cat "$work/out" "$work/err"
-    fi
-}
-
-contains() { # name, file, text (a grep pattern)
-    if grep -q -- "$3" "$2"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $1: '$3' not in $2:"
-        cat "$2"
-    fi
-}
+. "$src/tests/cli/lib.sh"
 
 # Both outputs of the last check, for messages that may go to either.
 both() { cat "$work/out" "$work/err" >"$work/both"; }
@@ -335,5 +310,4 @@ else
     echo "SKIP: fedl train has no --ckpt-dir yet; checkpoint-directory checks skipped"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -3,35 +3,11 @@
 # line, exit 2), a short training run, eval, and a corrupt model file.
 set -u
 fedl=$1
+src=$2
 data=/usr/share/datasets/fashion-mnist
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-
-check() { # name, expected exit code, command...
-    name=$1 expected=$2
-    shift 2
-    "$@" >"$work/out" 2>"$work/err"
-    rc=$?
-    if [ "$rc" -eq "$expected" ]; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $name: exit $rc, expected $expected"
-        cat "$work/out" "$work/err"
-    fi
-}
-
-contains() { # name, file, text
-    if grep -q -- "$3" "$2"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $1: '$3' not in $2:"
-        cat "$2"
-    fi
-}
+. "$src/tests/cli/lib.sh"
 
 check "top-level help" 0 "$fedl" --help
 contains "help lists train" "$work/out" "train"
@@ -78,5 +54,4 @@ else
     echo "SKIP: Fashion-MNIST not installed; training checks skipped"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -10,41 +10,7 @@ fedl=$1
 src=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-
-check() { # name, expected exit code, command...
-    name=$1 expected=$2
-    shift 2
-    "$@" >"$work/out" 2>"$work/err"
-    rc=$?
-    if [ "$rc" -eq "$expected" ]; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $name: exit $rc, expected $expected"
-        cat "$work/out" "$work/err"
-    fi
-}
-
-contains() { # name, file, text
-    if grep -q -- "$3" "$2"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $1: '$3' not in $2:"
-        cat "$2"
-    fi
-}
-
-same() { # name, file, file
-    if cmp -s "$2" "$3"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $1: $2 and $3 differ"
-    fi
-}
+. "$src/tests/cli/lib.sh"
 
 # Wait (up to about 20 s) until file $1 contains $2.
 wait_for() {
@@ -162,5 +128,4 @@ printf '\007' | dd of="$work/data/t10k-labels-idx1-ubyte" bs=1 seek=20 conv=notr
 check "verify-data refuses a changed file" 1 "$fedl" train "$@" --verify-data
 contains "changed file named" "$work/err" "t10k-labels-idx1-ubyte.*changed"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -1,4 +1,7 @@
-/* test_support.c - helpers shared by the cmocka tests. */
+/* test_support.c - helpers shared by the cmocka tests: a failing allocator,
+ * temp directories, float comparison, and a fault-injecting fedl_io. */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,4 +67,88 @@ const char *test_fashion_mnist_dir(void)
     char path[512];
     snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", dir);
     return stat(path, &st) == 0 ? dir : NULL;
+}
+
+/* ------------------------------------------------------- fault injection */
+
+const char *const test_op_names[TEST_OP_COUNT] = {"open",  "write",  "fsync", "dir_fsync",
+                                                  "close", "rename", "unlink"};
+
+static int injected(test_fault_io *f, int op)
+{
+    f->calls[op]++;
+    if (f->fail_op == op && f->calls[op] == f->fail_at) {
+        errno = f->fail_errno;
+        return 1;
+    }
+    return 0;
+}
+
+static int fault_open(void *ud, const char *path, int flags, int mode)
+{
+    return injected(ud, TEST_OP_OPEN) ? -1 : open(path, flags, (mode_t)mode);
+}
+
+static ssize_t fault_write(void *ud, int fd, const void *buf, size_t length)
+{
+    test_fault_io *f = ud;
+    if (injected(f, TEST_OP_WRITE))
+        return -1;
+    if (f->calls[TEST_OP_WRITE] == f->eintr_at) {
+        errno = EINTR;
+        return -1;
+    }
+    if (f->calls[TEST_OP_WRITE] == f->zero_at)
+        return 0;
+    if (f->max_chunk > 0) {
+        size_t k = f->chunks++ % f->max_chunk + 1;
+        if (length > k)
+            length = k;
+    }
+    return write(fd, buf, length);
+}
+
+static int fault_fsync(void *ud, int fd)
+{
+    return injected(ud, TEST_OP_FSYNC) ? -1 : fsync(fd);
+}
+
+static int fault_dir_fsync(void *ud, int fd)
+{
+    return injected(ud, TEST_OP_DIR_FSYNC) ? -1 : fsync(fd);
+}
+
+static int fault_close(void *ud, int fd)
+{
+    if (injected(ud, TEST_OP_CLOSE)) {
+        int e = errno;
+        close(fd); /* Linux closes the descriptor even when close reports an error */
+        errno = e;
+        return -1;
+    }
+    return close(fd);
+}
+
+static int fault_rename(void *ud, const char *from, const char *to)
+{
+    return injected(ud, TEST_OP_RENAME) ? -1 : rename(from, to);
+}
+
+static int fault_unlink(void *ud, const char *path)
+{
+    return injected(ud, TEST_OP_UNLINK) ? -1 : unlink(path);
+}
+
+void test_fault_io_init(test_fault_io *f)
+{
+    memset(f, 0, sizeof *f);
+    f->io.ud = f;
+    f->io.open = fault_open;
+    f->io.write = fault_write;
+    f->io.fsync = fault_fsync;
+    f->io.dir_fsync = fault_dir_fsync;
+    f->io.close = fault_close;
+    f->io.rename = fault_rename;
+    f->io.unlink = fault_unlink;
+    f->fail_op = -1;
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fedl/ckpt.h"
 #include "fedl/mem.h"
 
 /* An allocator hook that fails the fail_at-th allocation or growth (1-based;
@@ -26,5 +27,37 @@ double test_max_rel_diff(const float *a, const float *b, size_t n);
 
 /* Path of the Fashion-MNIST directory, or NULL when not installed. */
 const char *test_fashion_mnist_dir(void);
+
+/* ------------------------------------------------------- fault injection */
+
+/* An fedl_io over the real system calls that counts calls per operation and
+ * can fail the Nth call of one operation (errno fail_errno), cut writes
+ * short (1..max_chunk bytes, cycling), answer one write with EINTR, or
+ * answer one write with 0. */
+enum {
+    TEST_OP_OPEN,
+    TEST_OP_WRITE,
+    TEST_OP_FSYNC,
+    TEST_OP_DIR_FSYNC,
+    TEST_OP_CLOSE,
+    TEST_OP_RENAME,
+    TEST_OP_UNLINK,
+    TEST_OP_COUNT
+};
+extern const char *const test_op_names[TEST_OP_COUNT];
+
+typedef struct test_fault_io {
+    fedl_io io;
+    long calls[TEST_OP_COUNT];
+    int fail_op;      /* -1: none */
+    long fail_at;     /* 1-based call of fail_op that fails */
+    int fail_errno;   /* EIO, ENOSPC, ... */
+    size_t max_chunk; /* > 0: short writes of 1..max_chunk bytes */
+    size_t chunks;    /* writes cut so far */
+    long eintr_at;    /* write call answered with EINTR (0 = never) */
+    long zero_at;     /* write call answered with 0 (0 = never) */
+} test_fault_io;
+
+void test_fault_io_init(test_fault_io *f);
 
 #endif
