@@ -395,6 +395,7 @@ int cmd_train(int argc, char **argv)
     fedl_log_level level;
     progress prog = {0};
     checkpointer ckpt = {0};
+    uint64_t resumed_samples = 0; /* samples seen before this run (from a checkpoint) */
     double train_seconds = 0.0, last_accuracy = -1.0;
     int rc = cli_parse("train", train_usage, options, argc, argv, 2);
     char digits[32], digits2[32];
@@ -447,6 +448,7 @@ int cmd_train(int argc, char **argv)
         if (rc != 0)
             goto done;
     }
+    resumed_samples = fedl_trainer_stats(trainer).samples_seen;
     printf("model %s: %s parameters\n  %s\n", o.model,
            cli_group_digits(fedl_model_param_count(model), digits, sizeof digits),
            fedl_model_spec(model));
@@ -519,11 +521,13 @@ int cmd_train(int argc, char **argv)
     }
     {
         fedl_train_stats s = fedl_trainer_stats(trainer);
-        printf("summary: %d epochs, %s steps, %s samples in %.2f s (%.0f samples/s); test "
+        uint64_t this_run = s.samples_seen - resumed_samples;
+        printf("summary: %d epochs, %s steps, %s samples in %.2f s (%.0f samples/s)%s; test "
                "accuracy %.4f; peak RSS %.1f MiB\n",
                o.epochs, cli_group_digits(s.global_step, digits, sizeof digits),
-               cli_group_digits(s.samples_seen, digits2, sizeof digits2), train_seconds,
-               train_seconds > 0 ? (double)s.samples_seen / train_seconds : 0.0, last_accuracy,
+               cli_group_digits(this_run, digits2, sizeof digits2), train_seconds,
+               train_seconds > 0 ? (double)this_run / train_seconds : 0.0,
+               resumed_samples > 0 ? " after resuming" : "", last_accuracy,
                (double)cli_peak_rss_bytes() / (1024.0 * 1024.0));
     }
     if (o.profile)

@@ -81,6 +81,19 @@ static void sink_printf(text_sink *sink, const char *format, ...)
         sink->used += (size_t)n;
 }
 
+static const char *lr_kind_name(fedl_lr_kind kind)
+{
+    switch (kind) {
+    case FEDL_LR_CONSTANT:
+        return "constant";
+    case FEDL_LR_STEP:
+        return "step";
+    case FEDL_LR_COSINE:
+        return "cosine";
+    }
+    return "unknown";
+}
+
 /* Every setting that changes the arithmetic of training, one per line.
  * Floats are printed with %.9g, which round-trips float32 exactly. */
 static void write_config(text_sink *sink, const fedl_model *model, const fedl_dataset *data,
@@ -102,12 +115,18 @@ static void write_config(text_sink *sink, const fedl_model *model, const fedl_da
     sink_printf(sink, "beta1=%.9g\n", (double)c->optim.beta1);
     sink_printf(sink, "beta2=%.9g\n", (double)c->optim.beta2);
     sink_printf(sink, "eps=%.9g\n", (double)c->optim.eps);
-    sink_printf(sink, "lr_schedule=%d\n", (int)c->lr.kind);
+    /* Only the settings the schedule uses: a constant schedule does not
+     * depend on the run's length, so such a run can be extended. */
+    sink_printf(sink, "lr_schedule=%s\n", lr_kind_name(c->lr.kind));
     sink_printf(sink, "lr=%.9g\n", (double)c->lr.base_lr);
-    sink_printf(sink, "lr_step_size=%llu\n", (unsigned long long)c->lr.step_size);
-    sink_printf(sink, "lr_gamma=%.9g\n", (double)c->lr.gamma);
-    sink_printf(sink, "lr_total_steps=%llu\n", (unsigned long long)c->lr.total_steps);
-    sink_printf(sink, "lr_min=%.9g\n", (double)c->lr.min_lr);
+    if (c->lr.kind == FEDL_LR_STEP) {
+        sink_printf(sink, "lr_step_size=%llu\n", (unsigned long long)c->lr.step_size);
+        sink_printf(sink, "lr_gamma=%.9g\n", (double)c->lr.gamma);
+    }
+    if (c->lr.kind == FEDL_LR_COSINE) {
+        sink_printf(sink, "lr_total_steps=%llu\n", (unsigned long long)c->lr.total_steps);
+        sink_printf(sink, "lr_min=%.9g\n", (double)c->lr.min_lr);
+    }
     sink_printf(sink, "data_samples=%zu\n", data->count);
     sink_printf(sink, "data_shape=%dx%dx%d\n", (int)data->shape.c, (int)data->shape.h,
                 (int)data->shape.w);

@@ -91,6 +91,14 @@ same "resumed weights equal uninterrupted weights" "$work/a.fedl" "$work/referen
 check "resume of a finished run" 0 "$fedl" train "$@" --ckpt-dir "$work/ck"
 contains "finished run says so" "$work/out" "already complete"
 
+# A finished run (constant learning rate) can be extended: 2 epochs, then 3,
+# ends where 3 uninterrupted epochs end.
+check "three epochs uninterrupted" 0 "$fedl" train "$@" --epochs 3 --out "$work/three.fedl"
+check "extend to three epochs" 0 "$fedl" train "$@" --epochs 3 --ckpt-dir "$work/ck" \
+    --out "$work/extended.fedl"
+contains "extension resumes" "$work/out" "resumed from .*epoch 3"
+same "extended run equals an uninterrupted one" "$work/extended.fedl" "$work/three.fedl"
+
 # A damaged newest generation: the previous one is used, and the damage named.
 newest=$(ls "$work/ck"/ckpt-*.fedl | sort | tail -1)
 size=$(wc -c <"$newest")
