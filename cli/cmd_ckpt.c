@@ -2,15 +2,18 @@
  * cmd_ckpt.c - `fedl ckpt`: look at fedl files without training.
  *
  *   verify DIR|FILE          check every byte a file's checksums cover (and
- *                            decode it); for a checkpoint directory, every
- *                            generation and which one a resume would use
+ *                            decode it); for a checkpoint directory, its
+ *                            MANIFEST, every generation, the damaged ones set
+ *                            aside, and which one a resume would use
  *   inspect FILE [--json]    header, section table and decoded contents
  *   export FILE --safetensors OUT
  *                            the model's parameters for PyTorch
  *
  * Exit codes: 0 all good, 1 damaged or failed, 2 usage error.
  */
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -175,10 +178,10 @@ static int verify_file(const char *path)
     return 0;
 }
 
-/* One generation: the directory's check (manifest size and digest, then
- * the container) and the file's own check (container and full decode);
- * when the manifest disagrees, the file's check says which section is
- * damaged. Prints one line; returns 1 if valid. */
+/* One generation: the directory's check (manifest size and digest, the
+ * container with the damaged section named, the file kind and a full
+ * decode), and the file's own check for the summary. Prints one line;
+ * returns 1 if valid. */
 static int verify_generation(const fedl_ckpt_dir *d, int index)
 {
     const char *path = fedl_ckpt_dir_path(d, index);
@@ -187,18 +190,64 @@ static int verify_generation(const fedl_ckpt_dir *d, int index)
     fedl_error dir_err = {0}, file_err = {0};
     fedl_status dir_st = fedl_ckpt_dir_verify(d, index, &dir_err);
     fedl_status file_st = check_file(path, &summary, &file_err);
+    const fedl_error *why = dir_st != FEDL_OK ? &dir_err : &file_err;
     printf("  generation %llu  %s  ", (unsigned long long)fedl_ckpt_dir_generation(d, index), base);
     if (dir_st == FEDL_OK && file_st == FEDL_OK) {
         printf("OK (%s, %zu bytes)\n", file_kind_name(summary.kind), summary.bytes);
         return 1;
     }
-    printf("DAMAGED: ");
-    if (dir_st != FEDL_OK)
-        printf("%s%s", without_name(without_name(dir_err.message, path), base),
-               file_st != FEDL_OK ? "; " : "\n");
-    if (file_st != FEDL_OK)
-        printf("%s\n", without_name(without_name(file_err.message, path), base));
+    printf("%s: %s\n", why->status == FEDL_ERR_FORMAT ? "DAMAGED" : "ERROR",
+           without_name(without_name(why->message, path), base));
     return 0;
+}
+
+/* The MANIFEST's state: one line when it is damaged or unreadable. Returns
+ * 1 if it is fine (or absent). */
+static int verify_manifest(const fedl_ckpt_dir *d)
+{
+    fedl_error err = {0};
+    fedl_status st = fedl_ckpt_dir_manifest_status(d, &err);
+    if (st == FEDL_OK)
+        return 1;
+    printf("  %s: %s: %s\n", FEDL_CKPT_MANIFEST, st == FEDL_ERR_FORMAT ? "DAMAGED" : "ERROR",
+           err.message);
+    return 0;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Name the generations a resume set aside as damaged ("ckpt-*.fedl.damaged",
+ * kept for inspection; they are not generations and do not fail verify). */
+static void print_set_aside(const char *path)
+{
+    static const char prefix[] = "ckpt-", suffix[] = ".fedl.damaged";
+    char *names[64];
+    size_t count = 0, more = 0;
+    struct dirent *entry;
+    DIR *dir = opendir(path);
+    if (dir == NULL)
+        return;
+    while ((entry = readdir(dir)) != NULL) {
+        size_t length = strlen(entry->d_name);
+        if (length <= sizeof suffix - 1 || strncmp(entry->d_name, prefix, sizeof prefix - 1) != 0 ||
+            strcmp(entry->d_name + length - (sizeof suffix - 1), suffix) != 0)
+            continue;
+        if (count < sizeof names / sizeof names[0] && (names[count] = strdup(entry->d_name)))
+            count++;
+        else
+            more++;
+    }
+    closedir(dir);
+    qsort(names, count, sizeof names[0], compare_strings);
+    for (size_t i = 0; i < count; i++) {
+        printf("  set aside  %s  (found damaged by a resume; not a generation)\n", names[i]);
+        free(names[i]);
+    }
+    if (more > 0)
+        printf("  set aside  ... and %zu more\n", more);
 }
 
 static int verify_dir(const char *path)
@@ -207,9 +256,9 @@ static int verify_dir(const char *path)
     fedl_ckpt_dir *d = NULL;
     fedl_error err = {0};
     fedl_log_level level = fedl_log_get_level();
-    int count, valid = 0, newest;
+    int count, valid = 0, newest, manifest_ok;
     options.create = 0;
-    options.read_only = 1; /* verifying never changes the directory */
+    options.read_only = 1; /* verifying never changes the directory (nothing is set aside) */
     options.io = NULL;
     if (fedl_ckpt_dir_open(path, &options, NULL, &d, &err) != FEDL_OK) {
         printf("%s: ERROR: %s\n", path, err.message);
@@ -218,12 +267,16 @@ static int verify_dir(const char *path)
     count = fedl_ckpt_dir_count(d);
     if (count == 0) {
         printf("no checkpoints in %s\n", path);
+        verify_manifest(d);
+        print_set_aside(path);
         fedl_ckpt_dir_close(d);
         return 1;
     }
     printf("%s: %d generation%s (newest first)\n", path, count, count == 1 ? "" : "s");
+    manifest_ok = verify_manifest(d);
     for (int i = 0; i < count; i++)
         valid += verify_generation(d, i);
+    print_set_aside(path);
     /* Damage was reported above; the library's WARN lines would repeat it. */
     fedl_log_set_level(FEDL_LOG_ERROR);
     newest = fedl_ckpt_dir_newest_valid(d, NULL);
@@ -234,9 +287,10 @@ static int verify_dir(const char *path)
                fedl_ckpt_dir_path(d, newest));
     else
         printf("no valid generation: a resume would start from scratch\n");
-    printf("%s: %d of %d generations valid\n", path, valid, count);
+    printf("%s: %d of %d generations valid%s\n", path, valid, count,
+           manifest_ok ? "" : "; MANIFEST damaged");
     fedl_ckpt_dir_close(d);
-    return valid == count ? 0 : 1;
+    return valid == count && manifest_ok ? 0 : 1;
 }
 
 static int ckpt_verify(int argc, char **argv)
@@ -247,7 +301,8 @@ static int ckpt_verify(int argc, char **argv)
     int rc = cli_parse_positionals(
         "ckpt verify",
         "Checks every CRC-32C and decodes the contents; for a checkpoint directory also\n"
-        "the MANIFEST's sizes and SHA-256 digests. Exit 0: all valid; 1: damaged.\n",
+        "the MANIFEST itself and its sizes and SHA-256 digests. Changes nothing.\n"
+        "Exit 0: all valid; 1: a generation or the MANIFEST is damaged.\n",
         no_options, &positionals, argc, argv, 3);
     if (rc != 0)
         return rc == 1 ? 0 : rc;

@@ -135,9 +135,16 @@ static void install_signal_handlers(void)
     struct sigaction action;
     memset(&action, 0, sizeof action);
     sigemptyset(&action.sa_mask);
+    /* SA_RESTART: a signal must not make a checkpoint's write or fsync fail
+     * with EINTR. */
+    action.sa_flags = SA_RESTART;
     action.sa_handler = on_stop_signal;
     sigaction(SIGTERM, &action, NULL);
+    /* A second Ctrl-C kills at once, as with most tools: the way out when a
+     * write hangs on a stalled card. */
+    action.sa_flags = SA_RESTART | SA_RESETHAND;
     sigaction(SIGINT, &action, NULL);
+    action.sa_flags = SA_RESTART;
     action.sa_handler = on_save_signal;
     sigaction(SIGUSR1, &action, NULL);
 }
@@ -146,8 +153,9 @@ typedef struct checkpointer {
     fedl_ckpt_dir *dir;   /* NULL: no checkpoints */
     uint64_t every_steps; /* 0: off */
     uint64_t every_ns;    /* 0: off */
-    uint64_t last_step;   /* global step of the last checkpoint */
-    uint64_t last_ns;     /* when it was written */
+    uint64_t last_step;   /* global step of the last checkpoint (or attempt) */
+    uint64_t last_ns;     /* when it was written (or attempted) */
+    int failed;           /* the last attempt failed: a forced one retries */
     char accuracy[32];    /* last test accuracy, as text metadata */
     int epochs;
     uint64_t written;
@@ -157,7 +165,7 @@ static fedl_status checkpoint_now(checkpointer *c, fedl_trainer *trainer, fedl_m
                                   fedl_error *err)
 {
     char epochs[32];
-    fedl_meta_entry meta[3];
+    fedl_meta_entry meta[4];
     int meta_count = 0;
     fedl_train_state state;
     fedl_container_writer *writer = NULL;
@@ -166,6 +174,8 @@ static fedl_status checkpoint_now(checkpointer *c, fedl_trainer *trainer, fedl_m
     snprintf(epochs, sizeof epochs, "%d", c->epochs);
     meta[meta_count++] =
         (fedl_meta_entry){"fedl.version", (const uint8_t *)fedl_version(), strlen(fedl_version())};
+    meta[meta_count++] = (fedl_meta_entry){"fedl.gemm", (const uint8_t *)fedl_blas_backend(),
+                                           strlen(fedl_blas_backend())};
     meta[meta_count++] = (fedl_meta_entry){"train.epochs", (const uint8_t *)epochs, strlen(epochs)};
     if (c->accuracy[0] != '\0')
         meta[meta_count++] = (fedl_meta_entry){"metric.test_accuracy", (const uint8_t *)c->accuracy,
@@ -175,8 +185,12 @@ static fedl_status checkpoint_now(checkpointer *c, fedl_trainer *trainer, fedl_m
     if (st == FEDL_OK)
         st = fedl_ckpt_dir_save(c->dir, writer, &generation, err);
     fedl_container_writer_destroy(writer);
+    /* A failed attempt also waits a full interval before the next periodic
+     * one (a full disk would otherwise be written to at every step), but
+     * the epoch-end and stop checkpoints try again at once. */
     c->last_step = state.global_step;
     c->last_ns = fedl_time_ns();
+    c->failed = st != FEDL_OK;
     if (st == FEDL_OK) {
         c->written++;
         fedl_log(FEDL_LOG_INFO, "checkpoint %llu written at step %llu",
@@ -194,12 +208,25 @@ static void checkpoint_if_due(checkpointer *c, fedl_trainer *trainer, fedl_model
     int due = force || save_requested ||
               (c->every_steps > 0 && s.global_step - c->last_step >= c->every_steps) ||
               (c->every_ns > 0 && fedl_time_ns() - c->last_ns >= c->every_ns);
-    if (c->dir == NULL || !due || s.global_step == c->last_step)
+    if (c->dir == NULL || !due || (s.global_step == c->last_step && !c->failed))
         return;
     save_requested = 0;
     if (checkpoint_now(c, trainer, model, &err) != FEDL_OK)
         fprintf(stderr, "fedl train: warning: checkpoint failed (training continues): %s\n",
                 err.message);
+}
+
+/* Bit-exact resume holds for the same binary: another GEMM backend sums in
+ * another order. Such a resume is allowed, with a warning. */
+static void warn_if_other_build(const fedl_checkpoint *ckpt, const char *key, const char *ours,
+                                const char *what)
+{
+    const fedl_meta_entry *e = fedl_checkpoint_meta(ckpt, key);
+    if (e != NULL && (e->length != strlen(ours) || memcmp(e->value, ours, e->length) != 0))
+        fprintf(stderr,
+                "fedl train: warning: the checkpoint was written with %s %.*s, this build has %s: "
+                "the resumed run will not be bit-identical to an uninterrupted one\n",
+                what, (int)(e->length > 64 ? 64 : e->length), (const char *)e->value, ours);
 }
 
 /* Open the checkpoint directory and, unless told not to, continue from its
@@ -226,8 +253,10 @@ static int open_checkpoints(const train_options *o, checkpointer *c, fedl_traine
                 fedl_ckpt_dir_count(c->dir), o->ckpt_dir, damage.message);
         return 1;
     }
-    if (index > 0)
-        fprintf(stderr, "fedl train: warning: newest checkpoint is damaged (%s); using %s\n",
+    if (damage.status != FEDL_OK)
+        fprintf(stderr,
+                "fedl train: warning: newest checkpoint is damaged (%s); it was set aside as "
+                "*.damaged; using %s\n",
                 damage.message, fedl_ckpt_dir_path(c->dir, index));
     if (fedl_checkpoint_load(fedl_ckpt_dir_path(c->dir, index), NULL, &ckpt, &err) != FEDL_OK ||
         fedl_trainer_restore(trainer, ckpt, &err) != FEDL_OK) {
@@ -244,6 +273,8 @@ static int open_checkpoints(const train_options *o, checkpointer *c, fedl_traine
             c->accuracy[accuracy->length] = '\0';
         }
         c->last_step = s.global_step;
+        warn_if_other_build(ckpt, "fedl.gemm", fedl_blas_backend(), "GEMM backend");
+        warn_if_other_build(ckpt, "fedl.version", fedl_version(), "fedl version");
         printf("resumed from %s: step %llu, epoch %llu, %zu/%zu samples of the epoch\n",
                fedl_ckpt_dir_path(c->dir, index), (unsigned long long)s.global_step,
                (unsigned long long)ckpt->state.epoch + 1, (size_t)ckpt->state.position,
@@ -268,13 +299,23 @@ static int stop_with_checkpoint(checkpointer *c, fedl_trainer *trainer, fedl_mod
     fedl_error err = {0};
     if (c->dir == NULL)
         return 130;
-    if (s.global_step != c->last_step && checkpoint_now(c, trainer, model, &err) != FEDL_OK) {
+    if ((s.global_step != c->last_step || c->failed) &&
+        checkpoint_now(c, trainer, model, &err) != FEDL_OK) {
         fprintf(stderr, "fedl train: stopping: the checkpoint failed: %s\n", err.message);
         return 1;
     }
-    printf("stopped at step %llu: checkpoint in %s; run the same command to resume\n",
-           (unsigned long long)s.global_step, fedl_ckpt_dir_path(c->dir, 0));
+    if (fedl_ckpt_dir_count(c->dir) == 0)
+        printf("stopped before the first step: nothing to checkpoint\n");
+    else
+        printf("stopped at step %llu: checkpoint in %s; run the same command to resume\n",
+               (unsigned long long)s.global_step, fedl_ckpt_dir_path(c->dir, 0));
     return 0;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
 }
 
 static int verify_data(const train_options *o)
@@ -293,7 +334,12 @@ static int verify_data(const train_options *o)
                 err.message, o->data);
         return 1;
     }
-    if (fedl_manifest_verify_dir(&manifest, o->data, &err) != FEDL_OK) {
+    /* Every listed file must match, and no file may be unlisted: the IDX
+     * loader takes "x.gz" over "x", so an unlisted file could be the one
+     * that gets read. */
+    if (fedl_manifest_verify_dir(&manifest, o->data, &err) != FEDL_OK ||
+        fedl_manifest_check_unlisted(&manifest, o->data, base_name(manifest_path), &err) !=
+            FEDL_OK) {
         fprintf(stderr, "fedl train: --verify-data: refusing to train: %s\n", err.message);
         rc = 1;
     } else {
@@ -472,16 +518,16 @@ int cmd_train(int argc, char **argv)
         uint64_t seen_before = s.position < s.epoch_samples ? s.epoch_seen : 0;
         fedl_eval_result result;
         double seconds;
-        while (!epoch_done) {
+        /* A stop request is honoured between steps: the step under way
+         * finishes, no new one starts. */
+        while (!epoch_done && !stop_requested) {
             if (fedl_trainer_step(trainer, &epoch_done, &err) != FEDL_OK) {
                 rc = fail("training step", &err);
                 goto done;
             }
             s = fedl_trainer_stats(trainer);
             progress_update(&prog, &s, (double)(fedl_time_ns() - start) / 1e9);
-            if (stop_requested)
-                break;
-            if (!epoch_done)
+            if (!epoch_done && !stop_requested)
                 checkpoint_if_due(&ckpt, trainer, model, 0);
         }
         if (stop_requested) {

@@ -333,6 +333,13 @@ fedl_status fedl_manifest_check_file(const fedl_manifest *m, const char *dir, co
                                      fedl_error *err);
 /* Check every entry; the first failure is returned. */
 fedl_status fedl_manifest_verify_dir(const fedl_manifest *m, const char *dir, fedl_error *err);
+/* The files of dir the manifest does not list (same rules as build_dir:
+ * regular files, no names starting with ".", not skip_name, and no temp
+ * files "<name>.tmp.<pid>" of durable writes): FEDL_ERR_FORMAT naming the
+ * first one, FEDL_OK when there is none. A reader that picks among several
+ * names (e.g. "x" or "x.gz") must not pick an unverified one. */
+fedl_status fedl_manifest_check_unlisted(const fedl_manifest *m, const char *dir,
+                                         const char *skip_name, fedl_error *err);
 
 /* ==================================================== checkpoint directories */
 
@@ -354,9 +361,9 @@ fedl_ckpt_dir_options fedl_ckpt_dir_defaults(void);
 typedef struct fedl_ckpt_dir fedl_ckpt_dir;
 
 /* Open (creating it if asked), clean orphaned temp files (not when
- * read_only), read the manifest
- * (a damaged manifest is reported at WARN and rebuilt from the directory:
- * generations are then checked by their own CRCs only). */
+ * read_only), read the manifest (a damaged manifest is reported at WARN and
+ * replaced by an empty one: the generations it listed are then checked by
+ * their own CRCs only, and the next save writes a new manifest). */
 fedl_status fedl_ckpt_dir_open(const char *path, const fedl_ckpt_dir_options *options,
                                fedl_allocator *alloc, fedl_ckpt_dir **out, fedl_error *err);
 void fedl_ckpt_dir_close(fedl_ckpt_dir *d);
@@ -366,16 +373,26 @@ int fedl_ckpt_dir_count(const fedl_ckpt_dir *d);
 uint64_t fedl_ckpt_dir_generation(const fedl_ckpt_dir *d, int index);
 /* Full path of generation index (valid until the next save or close). */
 const char *fedl_ckpt_dir_path(const fedl_ckpt_dir *d, int index);
-/* Check generation index: manifest size and SHA-256 (if listed), then the
- * container's checks. FEDL_ERR_FORMAT with what failed. */
+/* Check generation index: manifest size and SHA-256 (if listed), the
+ * container's checks, that it is a checkpoint, and that it decodes
+ * (fedl_checkpoint_decode). FEDL_ERR_FORMAT with what failed; a SHA-256
+ * mismatch also names the damaged section when the container check finds
+ * one. */
 fedl_status fedl_ckpt_dir_verify(const fedl_ckpt_dir *d, int index, fedl_error *err);
 /* Write w as the next generation; on failure the previous generations and
  * the manifest are untouched. *generation (may be NULL) receives its number. */
 fedl_status fedl_ckpt_dir_save(fedl_ckpt_dir *d, fedl_container_writer *w, uint64_t *generation,
                                fedl_error *err);
 /* Index of the newest generation that verifies, or -1 if none. Every
- * damaged newer one is logged at WARN with what failed and left in place. */
-int fedl_ckpt_dir_newest_valid(const fedl_ckpt_dir *d, fedl_error *first_damage);
+ * damaged newer one is logged at WARN with what failed and, unless the
+ * directory is read-only, set aside: renamed to "<name>.damaged" (kept for
+ * inspection, no longer a generation, never counted or removed by
+ * retention). Indexes of the remaining generations may change. */
+int fedl_ckpt_dir_newest_valid(fedl_ckpt_dir *d, fedl_error *first_damage);
+/* FEDL_OK when MANIFEST was read intact or is absent; FEDL_ERR_FORMAT with
+ * the parse error when it was damaged (the directory is then used with the
+ * generations' own checks). */
+fedl_status fedl_ckpt_dir_manifest_status(const fedl_ckpt_dir *d, fedl_error *err);
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,7 @@
  *   meta            8 + entries: count, then key length, key, value length, value
  */
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,52 @@ static fedl_status find_duplicate_key(const fedl_meta_entry *meta, int count, fe
     return FEDL_OK;
 }
 
+/* The first scalar of s that no real training state has, as its section,
+ * byte offset in the payload and a description; NULL when all are sane.
+ * Shared by the writer (which refuses to write it) and the decoder. */
+static const char *state_scalar_problem(const fedl_train_state *s, int *sec, uint64_t *at)
+{
+    const struct {
+        float value;
+        int sec;
+        uint64_t at;
+        const char *what;
+    } floats[] = {
+        {s->optim.momentum, SEC_OPTIM, 8, "momentum is not finite"},
+        {s->optim.dampening, SEC_OPTIM, 12, "dampening is not finite"},
+        {s->optim.weight_decay, SEC_OPTIM, 20, "weight decay is not finite"},
+        {s->optim.beta1, SEC_OPTIM, 24, "beta1 is not finite"},
+        {s->optim.beta2, SEC_OPTIM, 28, "beta2 is not finite"},
+        {s->optim.eps, SEC_OPTIM, 32, "eps is not finite"},
+        {s->lr.base_lr, SEC_LR, 8, "base learning rate is not finite"},
+        {s->lr.gamma, SEC_LR, 20, "gamma is not finite"},
+        {s->lr.min_lr, SEC_LR, 32, "minimum learning rate is not finite"},
+        {s->last_lr, SEC_LR, 36, "last learning rate is not finite"},
+    };
+    *sec = SEC_CURSOR;
+    *at = 28;
+    if (s->shuffle > 1)
+        return "shuffle flag is not 0 or 1";
+    *sec = SEC_COUNTERS;
+    *at = 20;
+    if (s->micro_batch == 0)
+        return "micro-batch is 0";
+    *at = 24;
+    if (s->effective_batch < s->micro_batch)
+        return "effective batch is smaller than the micro-batch";
+    *at = 28;
+    if (!isfinite(s->epoch_loss_sum) || s->epoch_loss_sum < 0.0)
+        return "epoch loss sum is negative or not finite";
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
+        if (!isfinite(floats[i].value)) {
+            *sec = floats[i].sec;
+            *at = floats[i].at;
+            return floats[i].what;
+        }
+    }
+    return NULL;
+}
+
 /* ================================================================== writer */
 
 static fedl_status check_meta_entries(const fedl_train_state *s, fedl_error *err)
@@ -172,7 +219,9 @@ static fedl_status check_meta_entries(const fedl_train_state *s, fedl_error *err
 /* Everything the decoder would refuse, refused before writing. */
 static fedl_status check_state(const fedl_model *model, const fedl_train_state *s, fedl_error *err)
 {
-    uint64_t params;
+    uint64_t params, at;
+    const char *problem;
+    int sec;
     if (model == NULL || s == NULL)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "checkpoint: NULL %s",
                               model == NULL ? "model" : "state");
@@ -197,6 +246,10 @@ static fedl_status check_state(const fedl_model *model, const fedl_train_state *
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                               "checkpoint: configuration text of %zu bytes (at most %u)",
                               strlen(s->config_text), CONFIG_TEXT_MAX);
+    problem = state_scalar_problem(s, &sec, &at);
+    if (problem != NULL)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "checkpoint: section '%s': %s",
+                              checkpoint_sections[sec].name, problem);
     return check_meta_entries(s, err);
 }
 
@@ -794,6 +847,17 @@ static fedl_status decode_meta(decoder *d)
     return st;
 }
 
+/* After the scalar sections are decoded: values no training state has. */
+static fedl_status check_scalars(decoder *d)
+{
+    uint64_t at;
+    int sec;
+    const char *problem = state_scalar_problem(&d->ck->state, &sec, &at);
+    if (problem == NULL)
+        return FEDL_OK;
+    return field_error(d, sec, at, "%s", problem);
+}
+
 static fedl_status decode_all(decoder *d)
 {
     fedl_status st = find_sections(d);
@@ -809,6 +873,8 @@ static fedl_status decode_all(decoder *d)
         st = fedl_model_from_container(d->c, d->name, d->ck->alloc, &d->ck->model, d->err);
     if (st == FEDL_OK)
         st = decode_optim(d);
+    if (st == FEDL_OK)
+        st = check_scalars(d);
     if (st == FEDL_OK)
         st = decode_optim_state(d);
     if (st == FEDL_OK)

@@ -5,7 +5,9 @@
  *
  * Owns: opening a directory (creating it, removing orphaned temp files,
  * reading the manifest, listing generations), saving the next generation,
- * retention, and finding the newest generation that verifies.
+ * retention, verifying a generation (manifest size and SHA-256, container
+ * CRCs, file kind, full decode), and finding the newest generation that
+ * verifies, setting damaged newer ones aside.
  *
  * Saving is ordered so that a crash at any point leaves a loadable
  * directory: (1) the new generation is written durably; (2) the manifest
@@ -21,15 +23,25 @@
  * saved and the leftovers are removed by a later save.
  *
  * A damaged MANIFEST is never deleted or trusted: it is reported at WARN
- * and the directory continues with an empty manifest, so every generation
- * is checked by its container CRCs only until the next save rewrites the
- * manifest (listing the generations written from then on).
+ * (and by fedl_ckpt_dir_manifest_status) and the directory continues with
+ * an empty manifest, so every generation is checked by its container CRCs
+ * only until the next save rewrites the manifest (listing the generations
+ * written from then on).
  *
- * Damaged generations are never deleted for being damaged: newest_valid
- * skips them (logging why) and leaves them for inspection. Retention counts
- * them as generations like any other, so with keep = 3 and the three newest
- * damaged, the next save deletes the oldest good one; pick keep with that
- * in mind.
+ * Damaged generations are never deleted for being damaged, and do not
+ * take the places of good ones. newest_valid logs each damaged generation
+ * newer than the one it returns (at WARN, with what failed) and, unless the
+ * directory is read-only, sets it aside: renames it to "<name>.damaged"
+ * through the fedl_io, fsyncs the directory, and drops it from the list
+ * and from the manifest (rewritten durably; if that fails, a WARN, and its
+ * stale entry is dropped when the directory is next opened). A set-aside
+ * file is not a generation: retention never counts or removes it,
+ * reopening does not list it, and numbering continues past it, so no later
+ * generation takes its name. It stays for inspection until removed by
+ * hand. Only a failed check (FEDL_ERR_FORMAT) sets a file aside; one that
+ * could not be checked (an I/O error, out of memory) is skipped but stays
+ * a generation. So after a resume (which calls newest_valid) the `keep`
+ * generations retention keeps are ones never found damaged.
  *
  * A fedl_ckpt_dir is not thread-safe, and one directory must have one
  * writer at a time.
@@ -47,7 +59,9 @@
 #define GENERATION_PREFIX "ckpt-"
 #define GENERATION_SUFFIX ".fedl"
 #define GENERATION_MIN_DIGITS 8
-#define GENERATION_NAME_MAX 32 /* "ckpt-" + 20 digits + ".fedl" + NUL, rounded up */
+#define DAMAGED_SUFFIX ".damaged"
+/* "ckpt-" + 20 digits + ".fedl" + ".damaged" + NUL, rounded up */
+#define GENERATION_NAME_MAX 48
 
 struct fedl_ckpt_dir {
     fedl_allocator *alloc;
@@ -56,6 +70,8 @@ struct fedl_ckpt_dir {
     size_t dir_length;             /* bytes of dir */
     fedl_manifest manifest;        /* what MANIFEST says (empty when damaged or absent) */
     int manifest_on_disk;          /* a MANIFEST file exists (valid or not) */
+    fedl_error manifest_damage;    /* why MANIFEST was not used (status FEDL_OK: it was) */
+    uint64_t highest_set_aside;    /* highest number of a "<generation>.damaged" file, or 0 */
     char *manifest_path;           /* path_stride bytes */
     uint64_t *generations;         /* (count) numbers, newest (highest) first */
     char *paths;                   /* (capacity, path_stride) full path of each generation */
@@ -173,11 +189,30 @@ static void rebuild_paths(fedl_ckpt_dir *d)
         build_path(d, d->generations[i], path_at(d, i));
 }
 
+/* 1 and *number when name is a generation's name followed by ".damaged"
+ * (a generation newest_valid set aside). */
+static int parse_set_aside_name(const char *name, uint64_t *number)
+{
+    char generation[GENERATION_NAME_MAX];
+    size_t length = strlen(name), suffix = strlen(DAMAGED_SUFFIX);
+    if (length <= suffix || length - suffix >= sizeof generation ||
+        strcmp(name + length - suffix, DAMAGED_SUFFIX) != 0)
+        return 0;
+    memcpy(generation, name, length - suffix);
+    generation[length - suffix] = '\0';
+    return parse_generation_name(generation, number);
+}
+
 static fedl_status consider_entry(fedl_ckpt_dir *d, const char *name, fedl_error *err)
 {
     struct stat st;
     uint64_t number;
     fedl_status status;
+    if (parse_set_aside_name(name, &number)) { /* not a generation, but numbering skips it */
+        if (number > d->highest_set_aside)
+            d->highest_set_aside = number;
+        return FEDL_OK;
+    }
     if (!parse_generation_name(name, &number))
         return FEDL_OK;
     build_path(d, number, d->scratch);
@@ -274,12 +309,15 @@ static fedl_status load_manifest(fedl_ckpt_dir *d, fedl_error *err)
     fedl_error why;
     fedl_status status;
     d->manifest_on_disk = 0;
+    fedl_error_clear(&d->manifest_damage);
     if (lstat(d->manifest_path, &st) != 0 && errno == ENOENT)
         return FEDL_OK;
     d->manifest_on_disk = 1;
     status = fedl_manifest_read(d->manifest_path, d->alloc, &d->manifest, &why);
     if (status == FEDL_ERR_NOMEM)
         return fedl_error_set(err, status, "%s", why.message);
+    if (status != FEDL_OK)
+        d->manifest_damage = why;
     if (status != FEDL_OK)
         fedl_log(FEDL_LOG_WARN,
                  "ignoring damaged manifest (%s); checkpoints are checked by their own CRC-32C "
@@ -413,30 +451,68 @@ const char *fedl_ckpt_dir_path(const fedl_ckpt_dir *d, int index)
 
 /* ------------------------------------------------------------ verifying */
 
+/* message without a leading "name: " (the container's messages start with
+ * the name they were given). */
+static const char *without_name(const char *message, const char *name)
+{
+    size_t length = strlen(name);
+    if (strncmp(message, name, length) == 0 && message[length] == ':' && message[length + 1] == ' ')
+        return message + length + 2;
+    return message;
+}
+
+/* The file's size and SHA-256 against its MANIFEST entry. When the digest
+ * differs, the container's own checks say what is damaged (which section,
+ * which check), or that the file is whole in itself. */
 static fedl_status check_against_manifest(const fedl_manifest_entry *e, const char *name,
                                           const fedl_file_view *view, fedl_error *err)
 {
     uint8_t digest[FEDL_SHA256_BYTES];
     char actual[2 * FEDL_SHA256_BYTES + 1], listed[2 * FEDL_SHA256_BYTES + 1];
+    fedl_container container;
+    fedl_error own;
     if ((uint64_t)view->length != e->size)
         return fedl_error_set(err, FEDL_ERR_FORMAT, "%s: %zu bytes, MANIFEST says %llu (%s)", name,
                               view->length, (unsigned long long)e->size,
                               (uint64_t)view->length < e->size ? "truncated" : "grown");
     fedl_sha256(view->bytes, view->length, digest);
-    if (memcmp(digest, e->sha256, FEDL_SHA256_BYTES) != 0) {
-        fedl_sha256_hex(digest, actual);
-        fedl_sha256_hex(e->sha256, listed);
+    if (memcmp(digest, e->sha256, FEDL_SHA256_BYTES) == 0)
+        return FEDL_OK;
+    fedl_sha256_hex(digest, actual);
+    fedl_sha256_hex(e->sha256, listed);
+    if (fedl_container_parse(view->bytes, view->length, name, &container, &own) == FEDL_OK)
         return fedl_error_set(err, FEDL_ERR_FORMAT,
-                              "%s: SHA-256 differs from MANIFEST (file %s, MANIFEST %s)", name,
-                              actual, listed);
-    }
-    return FEDL_OK;
+                              "%s: SHA-256 differs from MANIFEST (file %s, MANIFEST %s); the "
+                              "file's own CRC-32Cs pass (replaced after MANIFEST was written?)",
+                              name, actual, listed);
+    return fedl_error_set(err, FEDL_ERR_FORMAT,
+                          "%s: SHA-256 differs from MANIFEST (file %s, MANIFEST %s); %s", name,
+                          actual, listed, without_name(own.message, name));
+}
+
+/* The checks after the manifest's: the container, its kind, and a full
+ * decode (every field range-checked), so a generation that verifies can be
+ * resumed from. */
+static fedl_status check_checkpoint(const fedl_ckpt_dir *d, const char *name,
+                                    const fedl_file_view *view, fedl_error *err)
+{
+    fedl_container container;
+    fedl_checkpoint *checkpoint = NULL;
+    fedl_status st = fedl_container_parse(view->bytes, view->length, name, &container, err);
+    if (st != FEDL_OK)
+        return st;
+    if (container.file_kind != FEDL_FILE_CHECKPOINT)
+        return fedl_error_set(err, FEDL_ERR_FORMAT, "%s: not a checkpoint (file kind %u%s)", name,
+                              (unsigned)container.file_kind,
+                              container.file_kind == FEDL_FILE_MODEL ? ", a model file" : "");
+    st = fedl_checkpoint_decode(view->bytes, view->length, name, d->alloc, &checkpoint, err);
+    fedl_checkpoint_free(checkpoint);
+    return st;
 }
 
 fedl_status fedl_ckpt_dir_verify(const fedl_ckpt_dir *d, int index, fedl_error *err)
 {
     const fedl_manifest_entry *e;
-    fedl_container container;
     fedl_file_view view;
     const char *path, *name;
     fedl_status st;
@@ -455,24 +531,104 @@ fedl_status fedl_ckpt_dir_verify(const fedl_ckpt_dir *d, int index, fedl_error *
     if (e != NULL)
         st = check_against_manifest(e, name, &view, err);
     if (st == FEDL_OK)
-        st = fedl_container_parse(view.bytes, view.length, name, &container, err);
+        st = check_checkpoint(d, name, &view, err);
     fedl_file_view_close(&view);
     return st;
 }
 
-int fedl_ckpt_dir_newest_valid(const fedl_ckpt_dir *d, fedl_error *first_damage)
+/* fsync the directory after a rename in it; failures are logged. */
+static void sync_directory(const fedl_ckpt_dir *d, const char *what)
+{
+    const fedl_io *io = d->options.io;
+    int fd = io->open(io->ud, d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd < 0 || io->dir_fsync(io->ud, fd) != 0)
+        fedl_log(FEDL_LOG_WARN,
+                 "%s: directory fsync after %s failed: %s (after a power loss the rename may be "
+                 "undone; the file is then found damaged and set aside again)",
+                 d->dir, what, strerror(errno));
+    if (fd >= 0)
+        io->close(io->ud, fd);
+}
+
+static void remove_from_list(fedl_ckpt_dir *d, int index)
+{
+    memmove(d->generations + index, d->generations + index + 1,
+            (size_t)(d->count - index - 1) * sizeof *d->generations);
+    d->count--;
+    rebuild_paths(d);
+}
+
+/* Rename damaged generation index to "<name>.damaged" and forget it (list
+ * and manifest). Returns 1 when set aside, 0 when the rename failed (it
+ * then stays a generation); logs either way, with why it is damaged. */
+static int set_aside(fedl_ckpt_dir *d, int index, const char *why, int *manifest_changed)
+{
+    const fedl_io *io = d->options.io;
+    const char *path = path_at(d, index), *name = base_name(d, path);
+    uint64_t number = d->generations[index];
+    char *aside = d->scratch;
+    snprintf(aside, d->path_stride, "%s" DAMAGED_SUFFIX, path);
+    if (io->rename(io->ud, path, aside) != 0) {
+        fedl_log(FEDL_LOG_WARN,
+                 "skipping damaged checkpoint %s: %s; cannot set it aside as %s: %s (it stays a "
+                 "generation)",
+                 path, why, aside, strerror(errno));
+        return 0;
+    }
+    fedl_log(FEDL_LOG_WARN, "skipping damaged checkpoint %s: %s; set aside as %s", path, why,
+             aside);
+    sync_directory(d, "setting a damaged checkpoint aside");
+    if (fedl_manifest_find(&d->manifest, name) != NULL) {
+        fedl_manifest_remove(&d->manifest, name);
+        *manifest_changed = 1;
+    }
+    if (number > d->highest_set_aside)
+        d->highest_set_aside = number;
+    remove_from_list(d, index);
+    return 1;
+}
+
+int fedl_ckpt_dir_newest_valid(fedl_ckpt_dir *d, fedl_error *first_damage)
 {
     fedl_error why;
-    int damaged = 0;
+    int damaged = 0, manifest_changed = 0, found = -1, i = 0;
     fedl_error_clear(first_damage);
-    for (int i = 0; d != NULL && i < d->count; i++) {
-        if (fedl_ckpt_dir_verify(d, i, &why) == FEDL_OK)
-            return i;
-        fedl_log(FEDL_LOG_WARN, "skipping damaged checkpoint %s: %s", path_at(d, i), why.message);
+    while (d != NULL && i < d->count) {
+        fedl_status st = fedl_ckpt_dir_verify(d, i, &why);
+        if (st == FEDL_OK) {
+            found = i;
+            break;
+        }
         if (!damaged++ && first_damage != NULL)
             *first_damage = why;
+        /* Only a file that failed its checks is set aside; one that could
+         * not be checked (I/O error, out of memory) may well be good. */
+        if (st == FEDL_ERR_FORMAT && !d->options.read_only &&
+            set_aside(d, i, why.message, &manifest_changed))
+            continue; /* index i now holds the next older generation */
+        if (st != FEDL_ERR_FORMAT || d->options.read_only)
+            fedl_log(FEDL_LOG_WARN, "skipping damaged checkpoint %s: %s", path_at(d, i),
+                     why.message);
+        i++;
     }
-    return -1;
+    if (manifest_changed &&
+        fedl_manifest_write(d->options.io, d->manifest_path, &d->manifest, &why) != FEDL_OK)
+        fedl_log(FEDL_LOG_WARN,
+                 "%s: manifest not rewritten after setting damaged checkpoints aside: %s (its "
+                 "stale entries are dropped when the directory is next opened)",
+                 d->dir, why.message);
+    return found;
+}
+
+fedl_status fedl_ckpt_dir_manifest_status(const fedl_ckpt_dir *d, fedl_error *err)
+{
+    if (d == NULL)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "checkpoint directory: none given");
+    if (d->manifest_damage.status == FEDL_OK) {
+        fedl_error_clear(err);
+        return FEDL_OK;
+    }
+    return fedl_error_set(err, d->manifest_damage.status, "%s", d->manifest_damage.message);
 }
 
 /* ------------------------------------------------------------ saving */
@@ -480,6 +636,8 @@ int fedl_ckpt_dir_newest_valid(const fedl_ckpt_dir *d, fedl_error *first_damage)
 static fedl_status next_generation(const fedl_ckpt_dir *d, uint64_t *next, fedl_error *err)
 {
     uint64_t highest = d->count > 0 ? d->generations[0] : 0, number;
+    if (d->highest_set_aside > highest)
+        highest = d->highest_set_aside;
     for (size_t i = 0; i < d->manifest.count; i++)
         if (parse_generation_name(d->manifest.entries[i].name, &number) && number > highest)
             highest = number;
@@ -534,6 +692,7 @@ static fedl_status record_generation(fedl_ckpt_dir *d, const char *path, fedl_er
         return st;
     }
     d->manifest_on_disk = 1;
+    fedl_error_clear(&d->manifest_damage); /* a valid MANIFEST replaced the damaged one */
     return FEDL_OK;
 }
 

@@ -8,6 +8,16 @@
  * read-only whole-file view (mmap, or a copy when mmap is refused) and the
  * streamed SHA-256 of a file.
  *
+ * Temp files left by crashed writers are removed in two places: every
+ * durable write first removes the stale temps of its own target (one
+ * readdir of the target's directory; "<target>.tmp.<pid>" whose writer is
+ * gone, or is this process), so --out files, exports and data manifests
+ * do not collect them; and fedl_durable_clean_orphans removes those of
+ * every target in a directory (checkpoint directories, when opened). Both
+ * go through the fedl_io's unlink, never remove a temp of a live writer,
+ * and log each removal at INFO. Failing to remove one is only logged: the
+ * write itself goes on.
+ *
  * Why a failed fsync is final: after a failed fsync Linux may drop the dirty
  * pages and mark them clean, so a second fsync on the same descriptor can
  * "succeed" without the data ever reaching the disk. The attempt is
@@ -28,8 +38,11 @@
 #include <unistd.h>
 
 #include "fedl/ckpt.h"
+#include "internal.h"
 
 #define DURABLE_PATH_MAX 4096
+#define TEMP_MARK ".tmp."
+#define TEMP_MARK_LENGTH 5
 #define SHA256_CHUNK (64 * 1024) /* bytes read per step by fedl_file_sha256 */
 
 /* ------------------------------------------------------------ POSIX I/O */
@@ -77,6 +90,75 @@ const fedl_io *fedl_io_posix(void)
     return &io;
 }
 
+/* ------------------------------------------------------------ temp names */
+
+/* The pid spelt by digits (1..2^31-1, decimal digits only up to the end of
+ * the string), or 0. */
+static pid_t parse_pid(const char *digits)
+{
+    long long pid = 0;
+    if (*digits == '\0')
+        return 0;
+    for (const char *p = digits; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9')
+            return 0;
+        pid = pid * 10 + (*p - '0');
+        if (pid > 0x7fffffffLL)
+            return 0;
+    }
+    return (pid_t)pid;
+}
+
+long fedl_durable_temp_pid(const char *name)
+{
+    const char *mark = NULL, *p = name;
+    if (name == NULL)
+        return 0;
+    while ((p = strstr(p, TEMP_MARK)) != NULL) {
+        mark = p;
+        p++;
+    }
+    if (mark == NULL || mark == name)
+        return 0;
+    return (long)parse_pid(mark + TEMP_MARK_LENGTH);
+}
+
+static int process_alive(pid_t pid)
+{
+    return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+/* A temp file of writer pid is stale when that writer is gone, or is this
+ * process (its callers run before writing, so no write of ours is under
+ * way: one target is never written by two threads at once). */
+static int temp_is_stale(pid_t pid)
+{
+    return pid > 0 && (pid == getpid() || !process_alive(pid));
+}
+
+/* Remove dir/name if it is a regular file (not following symlinks).
+ * Returns 1 removed, 0 not there or not a regular file, -1 failed (errno
+ * set). */
+static int remove_temp(const fedl_io *io, const char *dir, DIR *d, const char *name, pid_t pid)
+{
+    char path[DURABLE_PATH_MAX];
+    struct stat st;
+    if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (io->unlink(io->ud, path) != 0)
+        return errno == ENOENT ? 0 : -1;
+    if (pid == getpid())
+        fedl_log(FEDL_LOG_INFO, "%s: removed a stale temp file of this process", path);
+    else
+        fedl_log(FEDL_LOG_INFO, "%s: removed orphaned temp file (writer pid %ld is gone)", path,
+                 (long)pid);
+    return 1;
+}
+
 /* ------------------------------------------------------------ durable write */
 
 static void directory_of(const char *path, char *dir, size_t size)
@@ -88,6 +170,37 @@ static void directory_of(const char *path, char *dir, size_t size)
         snprintf(dir, size, "/");
     else
         snprintf(dir, size, "%.*s", (int)(slash - path), path);
+}
+
+/* Before writing path: remove "<basename>.tmp.<pid>" files of stale
+ * writers (see temp_is_stale) from path's directory. One readdir; any
+ * failure is logged and the write goes on (a leftover of our own pid is
+ * still handled by create_temp). */
+static void remove_stale_temps(const fedl_io *io, const char *path)
+{
+    char dir[DURABLE_PATH_MAX];
+    const char *slash = strrchr(path, '/'), *base = slash != NULL ? slash + 1 : path;
+    size_t base_length = strlen(base);
+    struct dirent *entry;
+    DIR *d;
+    if (base_length == 0) /* "dir/": not a file; the create that follows says so */
+        return;
+    directory_of(path, dir, sizeof dir);
+    d = opendir(dir);
+    if (d == NULL) /* the create that follows reports a missing directory */
+        return;
+    while ((entry = readdir(d)) != NULL) {
+        const char *name = entry->d_name;
+        pid_t pid;
+        if (strncmp(name, base, base_length) != 0 ||
+            strncmp(name + base_length, TEMP_MARK, TEMP_MARK_LENGTH) != 0)
+            continue;
+        pid = parse_pid(name + base_length + TEMP_MARK_LENGTH);
+        if (temp_is_stale(pid) && remove_temp(io, dir, d, name, pid) < 0)
+            fedl_log(FEDL_LOG_WARN, "%s/%s: cannot remove stale temp file: %s", dir, name,
+                     strerror(errno));
+    }
+    closedir(d);
 }
 
 /* Create the temp file; a leftover with our own pid (an earlier run of a
@@ -194,9 +307,10 @@ fedl_status fedl_durable_writev(const fedl_io *io, const char *path, const fedl_
         return st;
     if (io == NULL)
         io = fedl_io_posix();
-    if (snprintf(temp, sizeof temp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof temp)
+    if (snprintf(temp, sizeof temp, "%s" TEMP_MARK "%ld", path, (long)getpid()) >= (int)sizeof temp)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "%s: path too long", path);
 
+    remove_stale_temps(io, path);
     fd = create_temp(io, temp);
     if (fd < 0)
         return fedl_error_set(err, FEDL_ERR_IO, "%s: create failed for temp file %s: %s", path,
@@ -241,55 +355,13 @@ fedl_status fedl_durable_write(const char *path, const void *bytes, size_t lengt
 
 /* ------------------------------------------------------------ orphan cleanup */
 
-/* The writer pid of a temp name "<name>.tmp.<digits>", or 0 when name is
- * not one (no prefix, no digits, other characters, or not a valid pid). */
-static pid_t temp_file_pid(const char *name)
-{
-    const char *mark = NULL, *p = name;
-    long long pid = 0;
-    while ((p = strstr(p, ".tmp.")) != NULL) {
-        mark = p;
-        p++;
-    }
-    if (mark == NULL || mark == name || mark[5] == '\0')
-        return 0;
-    for (p = mark + 5; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9')
-            return 0;
-        pid = pid * 10 + (*p - '0');
-        if (pid > 0x7fffffffLL)
-            return 0;
-    }
-    return (pid_t)pid;
-}
-
-static int process_alive(pid_t pid)
-{
-    return kill(pid, 0) == 0 || errno == EPERM;
-}
-
 /* Remove one orphan: 1 removed, 0 skipped, -1 failed (errno set). */
 static int remove_orphan(const fedl_io *io, const char *dir, DIR *d, const char *name)
 {
-    char path[DURABLE_PATH_MAX];
-    struct stat st;
-    pid_t pid = temp_file_pid(name);
-    if (pid <= 0)
+    pid_t pid = (pid_t)fedl_durable_temp_pid(name);
+    if (!temp_is_stale(pid))
         return 0;
-    /* Our own temps are stale too: the caller runs this before writing. */
-    if (pid != getpid() && process_alive(pid))
-        return 0;
-    if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
-        return 0;
-    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    if (io->unlink(io->ud, path) != 0)
-        return errno == ENOENT ? 0 : -1;
-    fedl_log(FEDL_LOG_INFO, "%s: removed orphaned temp file (writer pid %ld is gone)", path,
-             (long)pid);
-    return 1;
+    return remove_temp(io, dir, d, name, pid);
 }
 
 fedl_status fedl_durable_clean_orphans(const fedl_io *io, const char *dir, int *removed,

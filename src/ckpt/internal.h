@@ -46,4 +46,9 @@ static inline int fedl_host_is_little_endian(void)
  * writer it did not create). */
 fedl_allocator *fedl_container_writer_allocator(const fedl_container_writer *w);
 
+/* The writer pid of a durable write's temp file name "<name>.tmp.<pid>"
+ * (<pid> decimal digits of a valid pid, > 0), or 0 when name is not one.
+ * durable.c removes such files; manifest.c leaves them out of manifests. */
+long fedl_durable_temp_pid(const char *name);
+
 #endif

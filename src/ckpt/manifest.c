@@ -5,7 +5,8 @@
  * Owns: the in-memory manifest (sorted insert/replace, remove, binary
  * search), its text form (strict parser and the formatter that produces
  * exactly what the parser accepts), reading and durably writing it, building
- * one from a directory and checking a directory against one.
+ * one from a directory and checking a directory against one (the files it
+ * lists, and the files it does not list).
  *
  * The text form, byte for byte:
  *
@@ -27,6 +28,12 @@
  *
  * fedl_manifest_format allocates exactly *length bytes (no NUL terminator)
  * from alloc; free them with fedl_mem_free(alloc, text, length).
+ *
+ * The files of a directory, for building and for finding unlisted files,
+ * are its regular files (symlinks followed, dangling ones skipped), not
+ * recursive, without names starting with ".", the caller's skip_name, and
+ * temp files "<name>.tmp.<pid>" of durable writes (in flight or left by a
+ * crash: never data).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,6 +44,7 @@
 #include <sys/stat.h>
 
 #include "fedl/ckpt.h"
+#include "internal.h"
 
 #define MANIFEST_HEADER "fedl-manifest 1"
 #define MANIFEST_HEADER_LENGTH 15
@@ -602,6 +610,13 @@ static fedl_status add_dir_entry(const char *dir, const char *name, fedl_manifes
     return FEDL_OK;
 }
 
+/* Whether a directory entry is left out of manifests by name alone. */
+static int skipped_name(const char *name, const char *skip_name)
+{
+    return name[0] == '.' || (skip_name != NULL && strcmp(name, skip_name) == 0) ||
+           fedl_durable_temp_pid(name) > 0;
+}
+
 fedl_status fedl_manifest_build_dir(const char *dir, const char *skip_name, fedl_allocator *alloc,
                                     fedl_manifest *out, fedl_error *err)
 {
@@ -616,7 +631,7 @@ fedl_status fedl_manifest_build_dir(const char *dir, const char *skip_name, fedl
         return fedl_error_set(err, FEDL_ERR_IO, "%s: cannot list directory: %s", dir,
                               strerror(errno));
     while (st == FEDL_OK && (entry = readdir(d)) != NULL) {
-        if (entry->d_name[0] == '.' || (skip_name != NULL && strcmp(entry->d_name, skip_name) == 0))
+        if (skipped_name(entry->d_name, skip_name))
             continue;
         st = add_dir_entry(dir, entry->d_name, out, err);
     }
@@ -688,5 +703,58 @@ fedl_status fedl_manifest_verify_dir(const fedl_manifest *m, const char *dir, fe
         if (st != FEDL_OK)
             return st;
     }
+    return FEDL_OK;
+}
+
+/* *regular = whether dir/name is a regular file (following symlinks; 0 when
+ * it is gone or a dangling symlink). Fails only when stat fails otherwise. */
+static fedl_status is_regular_file(const char *dir, const char *name, int *regular, fedl_error *err)
+{
+    char path[MANIFEST_PATH_MAX];
+    struct stat st;
+    fedl_status status = join_path(dir, name, path, sizeof path, err);
+    *regular = 0;
+    if (status != FEDL_OK)
+        return status;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return FEDL_OK;
+        return fedl_error_set(err, FEDL_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    }
+    *regular = S_ISREG(st.st_mode);
+    return FEDL_OK;
+}
+
+fedl_status fedl_manifest_check_unlisted(const fedl_manifest *m, const char *dir,
+                                         const char *skip_name, fedl_error *err)
+{
+    char first[FEDL_MANIFEST_NAME_MAX + 1] = ""; /* d_name holds at most 255 bytes too */
+    fedl_status st = FEDL_OK;
+    struct dirent *entry;
+    DIR *d;
+    if (m == NULL || dir == NULL)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "manifest unlisted check: missing argument");
+    d = opendir(dir[0] != '\0' ? dir : ".");
+    if (d == NULL)
+        return fedl_error_set(err, FEDL_ERR_IO, "%s: cannot list directory: %s", dir,
+                              strerror(errno));
+    /* Keep the smallest unlisted name (strcmp order), so the answer does
+     * not depend on readdir's order; only candidates below it are stat'ed. */
+    while (st == FEDL_OK && (entry = readdir(d)) != NULL) {
+        const char *name = entry->d_name;
+        int regular = 0;
+        if (skipped_name(name, skip_name) || fedl_manifest_find(m, name) != NULL ||
+            (first[0] != '\0' && strcmp(name, first) >= 0))
+            continue;
+        st = is_regular_file(dir, name, &regular, err);
+        if (st == FEDL_OK && regular)
+            snprintf(first, sizeof first, "%s", name);
+    }
+    closedir(d);
+    if (st != FEDL_OK)
+        return st;
+    if (first[0] != '\0')
+        return fedl_error_set(err, FEDL_ERR_FORMAT, "%s/%s: not in the manifest", dir, first);
     return FEDL_OK;
 }

@@ -6,6 +6,7 @@
  * and byte; model files round-trip, version-1 files still load and a
  * checkpoint loads as a model; decoding survives a failure of every
  * allocation without leaking. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -586,6 +587,17 @@ static void test_checkpoint_decoder_range_checks_every_field(void **state)
     expect_field_error(bytes, length, "cursor", 12, 60001, 1,
                        "section 'cursor', byte @: position 60001 is past the epoch's 60000");
     expect_field_error(bytes, length, "counters", 0, 7, 0, "section 'counters', byte @: payload");
+    expect_field_error(bytes, length, "counters", 20, 0, 0,
+                       "section 'counters', byte @: micro-batch is 0");
+    expect_field_error(bytes, length, "counters", 24, 4, 0,
+                       "section 'counters', byte @: effective batch is smaller than the "
+                       "micro-batch");
+    expect_field_error(bytes, length, "cursor", 28, 2, 0,
+                       "section 'cursor', byte @: shuffle flag is not 0 or 1");
+    expect_field_error(bytes, length, "lr", 8, 0x7fc00000u, 0, /* a NaN */
+                       "section 'lr', byte @: base learning rate is not finite");
+    expect_field_error(bytes, length, "optim", 32, 0x7f800000u, 0, /* +inf */
+                       "section 'optim', byte @: eps is not finite");
     expect_field_error(bytes, length, "lr", 4, 3, 0,
                        "section 'lr', byte @: schedule kind 3 out of range");
     expect_field_error(bytes, length, "config", 4, 0x12345678, 0,
@@ -725,6 +737,12 @@ static void test_checkpoint_writer_refuses_inconsistent_state(void **state)
     EXPECT_REFUSED("metadata 'host': value of 3 bytes");
     f.state.meta_count = -1;
     EXPECT_REFUSED("-1 metadata entries");
+    f.state.micro_batch = 0;
+    EXPECT_REFUSED("section 'counters': micro-batch is 0");
+    f.state.last_lr = NAN;
+    EXPECT_REFUSED("section 'lr': last learning rate is not finite");
+    f.state.shuffle = 3;
+    EXPECT_REFUSED("section 'cursor': shuffle flag is not 0 or 1");
 #undef EXPECT_REFUSED
     assert_int_equal(fedl_checkpoint_writer(NULL, &f.state, NULL, &w, &err), FEDL_ERR_INVALID_ARG);
     assert_int_equal(fedl_checkpoint_writer(f.model, NULL, NULL, &w, &err), FEDL_ERR_INVALID_ARG);

@@ -1,8 +1,9 @@
 /* test_durable.c - the durable writer: content lands whole, replaces the old
  * file, leaves no temp file behind, and reports failures with the path and
  * the step; every injected I/O fault leaves the old file (or, after the
- * rename, the new one) whole. Also orphaned temp cleanup, file views and
- * file digests. */
+ * rename, the new one) whole; a write first removes the stale temp files
+ * of its own target (dead writer or this process) and nothing else. Also
+ * orphaned temp cleanup, file views and file digests. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -374,6 +375,107 @@ static pid_t dead_pid(void)
     return 0;
 }
 
+/* Log messages, collected. */
+static char logged[4096];
+
+static void collect_log(void *ud, fedl_log_level level, const char *message)
+{
+    (void)ud;
+    (void)level;
+    strncat(logged, message, sizeof logged - strlen(logged) - 2);
+    strcat(logged, "\n");
+}
+
+static void test_durable_writev_removes_stale_temps_of_its_target_only(void **state)
+{
+    const char *made = test_make_temp_dir("durable-stale-target");
+    char dir[256], target[512], path[800], dead_temp[800], own_temp[800], live_temp[800];
+    const char *kept[] = {"model.fedl.tmp.",         "model.fedl.tmp.12a", "model.fedl.tmpx.5",
+                          "model.fedl.bak",          "other.fedl.tmp.%ld", "xmodel.fedl.tmp.%ld",
+                          "model.fedl.tmp.%ld.tmp.1"};
+    pid_t child, dead = dead_pid();
+    fedl_log_level level = fedl_log_get_level();
+    test_fault_io f;
+    fedl_error err;
+    int status;
+    (void)state;
+    assert_non_null(made);
+    assert_true(dead > 0);
+    snprintf(dir, sizeof dir, "%s", made);
+    snprintf(target, sizeof target, "%s/model.fedl", dir);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        alarm(60); /* gone by itself if a failed assertion skips the kill below */
+        pause();
+        _exit(0);
+    }
+    snprintf(dead_temp, sizeof dead_temp, "%s.tmp.%ld", target, (long)dead);
+    assert_int_equal(test_write_file(dead_temp, "crashed", 7), 0);
+    snprintf(own_temp, sizeof own_temp, "%s.tmp.%ld", target, (long)getpid());
+    assert_int_equal(test_write_file(own_temp, "ours", 4), 0);
+    snprintf(live_temp, sizeof live_temp, "%s.tmp.%ld", target, (long)child);
+    assert_int_equal(test_write_file(live_temp, "live", 4), 0);
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, kept[i], (long)dead);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        assert_int_equal(test_write_file(path, "keep", 4), 0);
+    }
+    /* a symlink with a temp name is not removed (nor followed) */
+    snprintf(path, sizeof path, "%s.tmp.%ld", target, (long)dead - 1);
+    assert_int_equal(symlink("/nonexistent-fedl-target", path), 0);
+
+    test_fault_io_init(&f);
+    logged[0] = '\0';
+    fedl_log_set_level(FEDL_LOG_INFO);
+    fedl_log_set_sink(collect_log, NULL);
+    assert_int_equal(fedl_durable_writev(&f.io, target, &(fedl_iovec){"new", 3}, 1, &err), FEDL_OK);
+    fedl_log_set_sink(NULL, NULL);
+    fedl_log_set_level(level);
+    assert_true(file_is(target, "new", 3, NULL));
+    assert_int_equal(f.calls[TEST_OP_UNLINK], 2); /* through the io layer: dead, then ours */
+    assert_int_not_equal(access(dead_temp, F_OK), 0);
+    assert_int_not_equal(access(own_temp, F_OK), 0);
+    assert_int_equal(access(live_temp, F_OK), 0); /* its writer is alive */
+    assert_non_null(strstr(logged, dead_temp));
+    assert_non_null(strstr(logged, "removed orphaned temp file"));
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, kept[i], (long)dead);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        if (access(path, F_OK) != 0)
+            fail_msg("%s was removed", name);
+        remove(path);
+    }
+    snprintf(path, sizeof path, "%s.tmp.%ld", target, (long)dead - 1);
+    assert_int_equal(unlink(path), 0);
+
+    /* a stale temp that cannot be removed is reported, and the write goes on */
+    assert_int_equal(test_write_file(dead_temp, "crashed", 7), 0);
+    test_fault_io_init(&f);
+    f.fail_op = TEST_OP_UNLINK;
+    f.fail_at = 1;
+    f.fail_errno = EACCES;
+    logged[0] = '\0';
+    fedl_log_set_sink(collect_log, NULL);
+    assert_int_equal(fedl_durable_writev(&f.io, target, &(fedl_iovec){"newer", 5}, 1, &err),
+                     FEDL_OK);
+    fedl_log_set_sink(NULL, NULL);
+    assert_true(file_is(target, "newer", 5, NULL));
+    assert_non_null(strstr(logged, "cannot remove stale temp file"));
+    assert_non_null(strstr(logged, strerror(EACCES)));
+    assert_int_equal(access(dead_temp, F_OK), 0);
+
+    kill(child, SIGKILL);
+    waitpid(child, &status, 0);
+    remove(dead_temp);
+    remove(live_temp);
+    remove(target);
+    assert_int_equal(count_entries(dir), 0);
+    rmdir(dir);
+}
+
 static void test_clean_orphans_removes_dead_writers_temps_and_keeps_live_ones(void **state)
 {
     const char *made = test_make_temp_dir("durable-orphans");
@@ -389,6 +491,7 @@ static void test_clean_orphans_removes_dead_writers_temps_and_keeps_live_ones(vo
     child = fork();
     assert_true(child >= 0);
     if (child == 0) {
+        alarm(60); /* gone by itself if a failed assertion skips the kill below */
         pause();
         _exit(0);
     }
@@ -519,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_durable_writev_every_fault_keeps_a_whole_file_and_names_the_step),
         cmocka_unit_test(test_durable_writev_zero_byte_write_is_no_space),
         cmocka_unit_test(test_durable_writev_replaces_a_stale_temp_file_of_its_own_pid),
+        cmocka_unit_test(test_durable_writev_removes_stale_temps_of_its_target_only),
         cmocka_unit_test(test_clean_orphans_removes_dead_writers_temps_and_keeps_live_ones),
         cmocka_unit_test(test_file_view_reads_empty_small_and_large_files),
         cmocka_unit_test(test_file_sha256_matches_known_vectors_and_streams_large_files),

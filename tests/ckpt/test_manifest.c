@@ -1,7 +1,8 @@
 /* test_manifest.c - manifests: sorted entries, the exact text form and its
  * round trip, every parse error with its line and column, CRC damage,
  * reading and writing files, and a directory checked against its manifest
- * (truncated, grown, changed and missing files named). */
+ * (truncated, grown, changed, missing and unlisted files named; temp files
+ * of durable writes neither listed nor reported). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -535,6 +536,107 @@ static void test_manifest_verify_dir_names_truncated_grown_changed_and_missing_f
     assert_int_equal(fedl_manifest_build_dir(t.dir, NULL, NULL, &m, &err), FEDL_ERR_IO);
 }
 
+static void test_manifest_build_dir_leaves_out_temp_files_of_durable_writes(void **state)
+{
+    data_dir t;
+    fedl_manifest m;
+    fedl_error err;
+    char path[512];
+    const char *temps[] = {"a.bin.tmp.4242", "MANIFEST.tmp.1", "new.tmp.77"};
+    (void)state;
+    make_data_dir(&t);
+    for (size_t i = 0; i < sizeof temps / sizeof temps[0]; i++) {
+        path_in(&t, temps[i], path, sizeof path);
+        assert_int_equal(test_write_file(path, "half", 4), 0);
+    }
+    /* a name that only looks like one is data */
+    path_in(&t, "b.tmp.x1", path, sizeof path);
+    assert_int_equal(test_write_file(path, "data", 4), 0);
+    assert_int_equal(fedl_manifest_build_dir(t.dir, "MANIFEST", NULL, &m, &err), FEDL_OK);
+    assert_int_equal(m.count, 5);
+    assert_non_null(fedl_manifest_find(&m, "b.tmp.x1"));
+    for (size_t i = 0; i < sizeof temps / sizeof temps[0]; i++)
+        assert_null(fedl_manifest_find(&m, temps[i]));
+    fedl_manifest_free(&m);
+    unlink(path);
+    for (size_t i = 0; i < sizeof temps / sizeof temps[0]; i++) {
+        path_in(&t, temps[i], path, sizeof path);
+        unlink(path);
+    }
+    remove_data_dir(&t);
+}
+
+static void expect_unlisted(const fedl_manifest *m, const data_dir *t, const char *skip,
+                            const char *name)
+{
+    char wanted[600];
+    fedl_error err = {FEDL_OK, ""};
+    snprintf(wanted, sizeof wanted, "%s/%s: not in the manifest", t->dir, name);
+    assert_int_equal(fedl_manifest_check_unlisted(m, t->dir, skip, &err), FEDL_ERR_FORMAT);
+    if (strcmp(err.message, wanted) != 0)
+        fail_msg("\"%s\" is not \"%s\"", err.message, wanted);
+}
+
+static void test_manifest_check_unlisted_names_the_first_file_not_listed(void **state)
+{
+    data_dir t;
+    fedl_allocator alloc;
+    fedl_manifest m;
+    fedl_error err;
+    char path[512], target[512];
+    (void)state;
+    make_data_dir(&t);
+    fedl_allocator_init(&alloc, NULL, NULL);
+    assert_int_equal(fedl_manifest_build_dir(t.dir, "MANIFEST", &alloc, &m, &err), FEDL_OK);
+    /* hidden files, skip_name, subdirectories, dangling symlinks: not data */
+    assert_int_equal(fedl_manifest_check_unlisted(&m, t.dir, "MANIFEST", &err), FEDL_OK);
+    /* without skip_name, MANIFEST is a file the manifest does not list */
+    expect_unlisted(&m, &t, NULL, "MANIFEST");
+    /* a temp file of a durable write (in flight or orphaned) is not data */
+    path_in(&t, "a.bin.tmp.31337", path, sizeof path);
+    assert_int_equal(test_write_file(path, "half", 4), 0);
+    assert_int_equal(fedl_manifest_check_unlisted(&m, t.dir, "MANIFEST", &err), FEDL_OK);
+    unlink(path);
+    /* a symlink to a directory is not a regular file */
+    path_in(&t, "subdir", target, sizeof target);
+    path_in(&t, "dirlink", path, sizeof path);
+    assert_int_equal(symlink(target, path), 0);
+    assert_int_equal(fedl_manifest_check_unlisted(&m, t.dir, "MANIFEST", &err), FEDL_OK);
+    unlink(path);
+
+    /* the first unlisted one in name order, whatever readdir's order */
+    path_in(&t, "zz.gz", path, sizeof path);
+    assert_int_equal(test_write_file(path, "z", 1), 0);
+    expect_unlisted(&m, &t, "MANIFEST", "zz.gz");
+    path_in(&t, "c.gz", path, sizeof path);
+    assert_int_equal(test_write_file(path, "c", 1), 0);
+    expect_unlisted(&m, &t, "MANIFEST", "c.gz");
+    /* a symlink to a regular file counts (as build_dir lists it) */
+    path_in(&t, "b.txt", target, sizeof target);
+    path_in(&t, "bb-link", path, sizeof path);
+    assert_int_equal(symlink(target, path), 0);
+    expect_unlisted(&m, &t, "MANIFEST", "bb-link");
+    unlink(path);
+    /* an entry removed from the manifest makes its file unlisted */
+    fedl_manifest_remove(&m, "a.bin");
+    expect_unlisted(&m, &t, "MANIFEST", "a.bin");
+    path_in(&t, "c.gz", path, sizeof path);
+    unlink(path);
+    path_in(&t, "zz.gz", path, sizeof path);
+    unlink(path);
+    expect_unlisted(&m, &t, "MANIFEST", "a.bin");
+    fedl_manifest_free(&m);
+    assert_int_equal(alloc.stats.live_bytes, 0);
+
+    /* an empty manifest: every data file is unlisted, the first named */
+    fedl_manifest_init(&m, NULL);
+    expect_unlisted(&m, &t, "MANIFEST", "a.bin");
+    remove_data_dir(&t);
+    assert_int_equal(fedl_manifest_check_unlisted(&m, t.dir, NULL, &err), FEDL_ERR_IO);
+    assert_non_null(strstr(err.message, t.dir));
+    assert_int_equal(fedl_manifest_check_unlisted(NULL, t.dir, NULL, &err), FEDL_ERR_INVALID_ARG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -547,6 +649,8 @@ int main(void)
         cmocka_unit_test(test_manifest_write_then_read_gives_the_same_entries),
         cmocka_unit_test(test_manifest_build_dir_lists_regular_files_sorted),
         cmocka_unit_test(test_manifest_verify_dir_names_truncated_grown_changed_and_missing_files),
+        cmocka_unit_test(test_manifest_build_dir_leaves_out_temp_files_of_durable_writes),
+        cmocka_unit_test(test_manifest_check_unlisted_names_the_first_file_not_listed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

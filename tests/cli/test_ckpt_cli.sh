@@ -1,9 +1,12 @@
 #!/bin/sh
 # test_ckpt_cli.sh FEDL SOURCE_DIR - `fedl ckpt` and `fedl data`: verify,
 # inspect and export of model files (and of checkpoint directories when
-# `fedl train --ckpt-dir` exists), the safetensors export checked value by
-# value in Python (and loaded into torch when it is installed), manifests
-# of a data directory and their verification after truncation and change.
+# `fedl train --ckpt-dir` exists: a damaged MANIFEST and a model file under
+# a generation's name fail verify, which renames nothing; a resume sets the
+# model file aside), the safetensors export checked value by value in
+# Python (and loaded into torch when it is installed), manifests of a data
+# directory and their verification after truncation, change, removal and
+# an added file.
 set -u
 fedl=$1
 src=$2
@@ -261,6 +264,24 @@ both
 contains "missing file named" "$work/both" "train-labels-idx1-ubyte"
 check "verify without manifest" 1 "$fedl" data verify "$work/data1d"
 
+cp -r "$work/data" "$work/extra"
+printf 'x' >"$work/extra/zz-extra.bin"
+printf 'x' >"$work/extra/b-extra.gz"
+printf 'half' >"$work/extra/train-images-idx3-ubyte.tmp.999999999" # a dead writer's temp
+check "verify with unlisted files" 1 "$fedl" data verify "$work/extra"
+contains "unlisted file named" "$work/out" "UNLISTED: $work/extra/b-extra.gz: not in the manifest"
+contains "every unlisted file named" "$work/out" "$work/extra/zz-extra.bin: not in the manifest"
+contains "unlisted files counted" "$work/out" "0 of 4 files damaged, 2 not in the manifest"
+if grep -q "tmp.999999999" "$work/out"; then
+    fail "a temp file of a durable write was reported as unlisted"
+else
+    pass
+fi
+rm "$work/extra/zz-extra.bin" "$work/extra/b-extra.gz"
+check "a temp file is not data" 0 "$fedl" data verify "$work/extra"
+check "manifest elsewhere skips DIR/MANIFEST when verifying" 0 "$fedl" data verify \
+    "$work/extra" --manifest "$work/data.manifest"
+
 # ---------------------------------------------------- checkpoint directories
 mkdir "$work/empty"
 check "verify empty checkpoint dir" 1 "$fedl" ckpt verify "$work/empty"
@@ -292,6 +313,41 @@ d = json.load(open(sys.argv[1]))
 assert d["kind"] == "checkpoint" and d["state"]["global_step"] > 0, d["state"]' \
         "$work/inspect.json"
     check "export from checkpoint" 0 "$fedl" ckpt export "$newest" --safetensors "$work/c.st"
+
+    cp -r "$work/ckpts" "$work/ck-manifest"
+    flip_byte "$work/ck-manifest/MANIFEST" 20
+    check "verify dir with damaged MANIFEST" 1 "$fedl" ckpt verify "$work/ck-manifest"
+    contains "MANIFEST damage reported" "$work/out" "MANIFEST: DAMAGED: .*MANIFEST:2:"
+    contains "generations still checked" "$work/out" "generation [0-9]*  ckpt-[0-9]*.fedl  OK"
+    contains "summary names MANIFEST" "$work/out" "generations valid; MANIFEST damaged"
+
+    cp -r "$work/ckpts" "$work/ck-model"
+    cp "$work/model.fedl" "$work/ck-model/ckpt-00000099.fedl"
+    check "verify dir with a model file as a generation" 1 "$fedl" ckpt verify "$work/ck-model"
+    contains "model file is not a checkpoint" "$work/out" \
+        "ckpt-00000099.fedl  DAMAGED: not a checkpoint (file kind 1, a model file)"
+    contains "resume passes over it" "$work/out" "resume would use generation"
+    if grep -q "resume would use.*ckpt-00000099" "$work/out"; then
+        fail "resume would use a model file"
+    else
+        pass
+    fi
+    if [ -f "$work/ck-model/ckpt-00000099.fedl" ] && [ ! -e "$work/ck-model/ckpt-00000099.fedl.damaged" ]; then
+        pass
+    else
+        fail "ckpt verify renamed a file"
+    fi
+    check "resume sets the model file aside" 0 "$fedl" train --model "$spec2d" --data "$work/data" \
+        --epochs 3 --batch 16 --quiet --ckpt-dir "$work/ck-model"
+    both
+    contains "set aside reported" "$work/both" "ckpt-00000099.fedl.damaged"
+    if [ -f "$work/ck-model/ckpt-00000099.fedl.damaged" ] && [ ! -e "$work/ck-model/ckpt-00000099.fedl" ]; then
+        pass
+    else
+        fail "the model file was not set aside as ckpt-00000099.fedl.damaged"
+    fi
+    check "verify after the set-aside" 0 "$fedl" ckpt verify "$work/ck-model"
+    contains "set-aside file listed" "$work/out" "set aside  ckpt-00000099.fedl.damaged"
     check "checkpoint safetensors match" 0 "$torch_python" \
         "$src/tests/cli/safetensors_check.py" "$newest" "$work/c.st"
     if [ "$newest" != "$oldest" ]; then

@@ -75,6 +75,11 @@ while [ "$kills" -lt "$kills_wanted" ]; do
         echo "FAIL: round $rounds: weights after kill/resume differ from the uninterrupted run"
         exit 1
     fi
+    if ls "$dir" | grep -q '\.tmp\.'; then
+        echo "FAIL: round $rounds: temp files left in the checkpoint directory after a clean run:"
+        ls -l "$dir"
+        exit 1
+    fi
     if ! "$fedl" ckpt verify "$dir" >"$work/verify.log" 2>&1; then
         echo "FAIL: round $rounds: the checkpoint directory does not verify:"
         cat "$work/verify.log"

@@ -88,25 +88,44 @@ static fedl_checkpoint *snapshot(fedl_trainer *t, fedl_model *m)
     return ckpt;
 }
 
-static void train_uninterrupted(const fedl_dataset *ds, float *out)
+/* SGD with Nesterov momentum and weight decay, batch 7: every epoch ends
+ * with a short batch of 4 (200 = 28 * 7 + 4), 29 steps per epoch. */
+static fedl_train_config sgd_config(void)
 {
-    fedl_train_config c = adam_config();
+    fedl_train_config c = fedl_train_config_defaults();
+    c.batch = 7;
+    c.seed = 8;
+    c.optim.momentum = 0.9f;
+    c.optim.nesterov = 1;
+    c.optim.weight_decay = 1e-4f;
+    c.lr.kind = FEDL_LR_STEP;
+    c.lr.base_lr = 0.05f;
+    c.lr.step_size = 29;
+    c.lr.gamma = 0.5f;
+    return c;
+}
+
+static void train_uninterrupted(const fedl_dataset *ds, const fedl_train_config *config, int steps,
+                                float *out)
+{
+    fedl_train_config c = *config;
     fedl_model *m;
     fedl_trainer *t;
     fedl_error err;
     assert_int_equal(fedl_model_create(spec, ds->shape, 11, NULL, &m, &err), FEDL_OK);
     assert_int_equal(fedl_trainer_create(m, ds, &c, NULL, &t, &err), FEDL_OK);
-    run_steps(t, STEPS);
+    run_steps(t, steps);
     memcpy(out, fedl_model_params(m), fedl_model_param_count(m) * sizeof(float));
     fedl_trainer_destroy(t);
     fedl_model_destroy(m);
 }
 
 /* Stop after each of `stops` (ascending), restore into a fresh model and
- * trainer, continue to STEPS. */
-static void train_interrupted(const fedl_dataset *ds, const int *stops, int stop_count, float *out)
+ * trainer, continue to `steps`. */
+static void train_interrupted(const fedl_dataset *ds, const fedl_train_config *config, int steps,
+                              const int *stops, int stop_count, float *out)
 {
-    fedl_train_config c = adam_config();
+    fedl_train_config c = *config;
     fedl_model *m;
     fedl_trainer *t;
     fedl_error err;
@@ -130,7 +149,7 @@ static void train_interrupted(const fedl_dataset *ds, const int *stops, int stop
         assert_int_equal(fedl_trainer_stats(t).global_step, (uint64_t)stops[i]);
         fedl_checkpoint_free(ckpt);
     }
-    run_steps(t, STEPS - done_steps);
+    run_steps(t, steps - done_steps);
     memcpy(out, fedl_model_params(m), fedl_model_param_count(m) * sizeof(float));
     fedl_trainer_destroy(t);
     fedl_model_destroy(m);
@@ -146,6 +165,8 @@ static void test_resume_is_bit_identical_at_any_step(void **state)
     /* mid-epoch, at epoch ends (20, 40), right after the start, and many */
     const int single[][1] = {{1}, {7}, {20}, {21}, {40}, {59}};
     const int many[] = {3, 9, 19, 20, 33, 41, 42, 58};
+    const int sgd_stops[] = {1, 2, 28, 29, 30, 57, 58, 86}; /* around the short batches */
+    fedl_train_config adam = adam_config(), sgd = sgd_config();
     (void)state;
     make_data(&ds);
     assert_int_equal(fedl_model_create(spec, ds.shape, 11, NULL, &probe, &err), FEDL_OK);
@@ -153,12 +174,23 @@ static void test_resume_is_bit_identical_at_any_step(void **state)
     fedl_model_destroy(probe);
     reference = test_malloc(count * sizeof(float));
     resumed = test_malloc(count * sizeof(float));
-    train_uninterrupted(&ds, reference);
+    train_uninterrupted(&ds, &adam, STEPS, reference);
     for (size_t i = 0; i < sizeof single / sizeof single[0]; i++) {
-        train_interrupted(&ds, single[i], 1, resumed);
+        train_interrupted(&ds, &adam, STEPS, single[i], 1, resumed);
         assert_memory_equal(resumed, reference, count * sizeof(float));
     }
-    train_interrupted(&ds, many, (int)(sizeof many / sizeof many[0]), resumed);
+    train_interrupted(&ds, &adam, STEPS, many, (int)(sizeof many / sizeof many[0]), resumed);
+    assert_memory_equal(resumed, reference, count * sizeof(float));
+
+    /* SGD momentum: the first step after a restore must not take torch's
+     * first-step branch (buffer = gradient) again */
+    train_uninterrupted(&ds, &sgd, 87, reference);
+    for (size_t i = 0; i < sizeof sgd_stops / sizeof sgd_stops[0]; i++) {
+        train_interrupted(&ds, &sgd, 87, &sgd_stops[i], 1, resumed);
+        assert_memory_equal(resumed, reference, count * sizeof(float));
+    }
+    train_interrupted(&ds, &sgd, 87, sgd_stops, (int)(sizeof sgd_stops / sizeof sgd_stops[0]),
+                      resumed);
     assert_memory_equal(resumed, reference, count * sizeof(float));
     test_free(reference);
     test_free(resumed);
