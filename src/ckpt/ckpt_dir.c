@@ -674,23 +674,52 @@ static void restore_manifest(fedl_ckpt_dir *d, const char *new_name)
                  why.message);
 }
 
-/* Steps (2): hash the new generation and write the manifest listing it. */
+static fedl_status copy_manifest(const fedl_manifest *from, fedl_allocator *alloc,
+                                 fedl_manifest *to, fedl_error *err)
+{
+    fedl_manifest_init(to, alloc);
+    for (size_t i = 0; i < from->count; i++) {
+        const fedl_manifest_entry *e = &from->entries[i];
+        fedl_status st = fedl_manifest_set(to, e->name, e->size, e->sha256, err);
+        if (st != FEDL_OK) {
+            fedl_manifest_free(to);
+            return st;
+        }
+    }
+    return FEDL_OK;
+}
+
+/* Steps (2): hash the new generation and write the manifest that lists it
+ * and no longer lists the generations retention is about to delete (one
+ * manifest write per save). A crash before those deletions leaves them
+ * unlisted, which is harmless: they are checked by their own CRCs and
+ * deleted by the next save. On failure the manifest, in memory and on
+ * disk, is the previous one. */
 static fedl_status record_generation(fedl_ckpt_dir *d, const char *path, fedl_error *err)
 {
     uint8_t digest[FEDL_SHA256_BYTES];
     const char *name = base_name(d, path);
+    fedl_manifest previous;
     uint64_t size;
     fedl_status st = fedl_file_sha256(path, &size, digest, err);
-    if (st == FEDL_OK)
-        st = fedl_manifest_set(&d->manifest, name, size, digest, err);
     if (st != FEDL_OK)
         return st;
-    st = fedl_manifest_write(d->options.io, d->manifest_path, &d->manifest, err);
+    st = copy_manifest(&d->manifest, d->alloc, &previous, err);
+    if (st != FEDL_OK)
+        return st;
+    st = fedl_manifest_set(&d->manifest, name, size, digest, err);
+    /* existing generation i becomes i + 1 once the new one is inserted */
+    for (int i = d->options.keep - 1; st == FEDL_OK && i >= 0 && i < d->count; i++)
+        fedl_manifest_remove(&d->manifest, base_name(d, path_at(d, i)));
+    if (st == FEDL_OK)
+        st = fedl_manifest_write(d->options.io, d->manifest_path, &d->manifest, err);
     if (st != FEDL_OK) {
-        fedl_manifest_remove(&d->manifest, name);
+        fedl_manifest_free(&d->manifest);
+        d->manifest = previous;
         restore_manifest(d, name);
         return st;
     }
+    fedl_manifest_free(&previous);
     d->manifest_on_disk = 1;
     fedl_error_clear(&d->manifest_damage); /* a valid MANIFEST replaced the damaged one */
     return FEDL_OK;
@@ -704,13 +733,12 @@ static void insert_newest(fedl_ckpt_dir *d, uint64_t number)
     rebuild_paths(d);
 }
 
-/* Step (3): delete generations beyond keep, oldest first, then write the
- * manifest without them. Failures here are logged: the save succeeded. */
+/* Step (3): delete generations beyond keep, oldest first (the manifest
+ * written in step 2 already leaves them out). Failures here are logged: the
+ * save succeeded. */
 static void apply_retention(fedl_ckpt_dir *d)
 {
     const fedl_io *io = d->options.io;
-    fedl_error why;
-    int deleted = 0;
     while (d->count > d->options.keep) {
         const char *path = path_at(d, d->count - 1);
         if (io->unlink(io->ud, path) != 0 && errno != ENOENT) {
@@ -721,13 +749,7 @@ static void apply_retention(fedl_ckpt_dir *d)
         fedl_log(FEDL_LOG_INFO, "%s: deleted (keeping the newest %d)", path, d->options.keep);
         fedl_manifest_remove(&d->manifest, base_name(d, path));
         d->count--;
-        deleted++;
     }
-    if (deleted > 0 && fedl_manifest_write(io, d->manifest_path, &d->manifest, &why) != FEDL_OK)
-        fedl_log(FEDL_LOG_WARN,
-                 "%s: manifest not rewritten after deleting old generations: %s (its stale "
-                 "entries are dropped when the directory is next opened)",
-                 d->dir, why.message);
 }
 
 fedl_status fedl_ckpt_dir_save(fedl_ckpt_dir *d, fedl_container_writer *w, uint64_t *generation,

@@ -85,7 +85,7 @@ static fedl_status build_stored_model(const uint8_t *spec_bytes, size_t spec_len
                               (unsigned long long)stored_count, needed);
     }
     if (st == FEDL_OK)
-        st = fedl_model_create(spec, in, 0, alloc, out, err);
+        st = fedl_model_create_zeroed(spec, in, 0, alloc, out, err);
     fedl_mem_free(alloc, spec, spec_len + 1);
     if (st == FEDL_OK || st == FEDL_ERR_NOMEM)
         return st;

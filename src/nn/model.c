@@ -558,28 +558,51 @@ static fedl_status build_structure(const char *spec, fedl_shape input, uint64_t 
     return FEDL_OK;
 }
 
-fedl_status fedl_model_create(const char *spec, fedl_shape input, uint64_t seed,
-                              fedl_allocator *alloc, fedl_model **out, fedl_error *err)
+/* The parameter, gradient and profile arrays of a built structure. */
+static fedl_status allocate_arrays(fedl_model *m, fedl_error *err)
+{
+    fedl_allocator *alloc = m->alloc;
+    m->params = fedl_mem_alloc_aligned(alloc, (m->param_count + 1) * sizeof(float), 64);
+    m->grads = fedl_mem_alloc_aligned(alloc, (m->param_count + 1) * sizeof(float), 64);
+    m->profile = fedl_mem_alloc(alloc, (size_t)m->layer_count * sizeof *m->profile);
+    if (m->params == NULL || m->grads == NULL || m->profile == NULL)
+        return fedl_error_set(err, FEDL_ERR_NOMEM,
+                              "model: cannot allocate %zu bytes for parameters and gradients",
+                              2 * m->param_count * sizeof(float));
+    return FEDL_OK;
+}
+
+static fedl_status create_model(const char *spec, fedl_shape input, uint64_t seed, int initialise,
+                                fedl_allocator *alloc, fedl_model **out, fedl_error *err)
 {
     fedl_model *m;
     fedl_status st = build_structure(spec, input, seed, alloc, &m, err);
     *out = NULL;
     if (st != FEDL_OK)
         return st;
-    alloc = m->alloc;
-    m->params = fedl_mem_alloc_aligned(alloc, (m->param_count + 1) * sizeof(float), 64);
-    m->grads = fedl_mem_alloc_aligned(alloc, (m->param_count + 1) * sizeof(float), 64);
-    m->profile = fedl_mem_alloc(alloc, (size_t)m->layer_count * sizeof *m->profile);
-    if (m->params == NULL || m->grads == NULL || m->profile == NULL) {
-        size_t bytes = 2 * m->param_count * sizeof(float);
+    st = allocate_arrays(m, err);
+    if (st != FEDL_OK) {
         fedl_model_destroy(m);
-        return fedl_error_set(err, FEDL_ERR_NOMEM,
-                              "model: cannot allocate %zu bytes for parameters and gradients",
-                              bytes);
+        return st;
     }
-    fedl_model_init_params(m, seed, FEDL_INIT_DEFAULT);
+    if (initialise)
+        fedl_model_init_params(m, seed, FEDL_INIT_DEFAULT);
+    else
+        memset(m->params, 0, m->param_count * sizeof(float));
     *out = m;
     return FEDL_OK;
+}
+
+fedl_status fedl_model_create(const char *spec, fedl_shape input, uint64_t seed,
+                              fedl_allocator *alloc, fedl_model **out, fedl_error *err)
+{
+    return create_model(spec, input, seed, 1, alloc, out, err);
+}
+
+fedl_status fedl_model_create_zeroed(const char *spec, fedl_shape input, uint64_t seed,
+                                     fedl_allocator *alloc, fedl_model **out, fedl_error *err)
+{
+    return create_model(spec, input, seed, 0, alloc, out, err);
 }
 
 fedl_status fedl_spec_param_count(const char *spec, fedl_shape input, fedl_allocator *alloc,

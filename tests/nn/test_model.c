@@ -88,6 +88,25 @@ static void test_spec_param_count_allocates_no_parameters(void **state)
     assert_non_null(strstr(err.message, "wat"));
 }
 
+static void test_model_create_zeroed_builds_the_same_model_with_zero_parameters(void **state)
+{
+    const fedl_shape image = {1, 28, 28};
+    fedl_model *a, *z;
+    fedl_error err;
+    const float *p;
+    (void)state;
+    assert_int_equal(fedl_model_create("lenet5", image, 3, NULL, &a, &err), FEDL_OK);
+    assert_int_equal(fedl_model_create_zeroed("lenet5", image, 3, NULL, &z, &err), FEDL_OK);
+    assert_string_equal(fedl_model_spec(a), fedl_model_spec(z));
+    assert_int_equal(fedl_model_param_count(a), fedl_model_param_count(z));
+    assert_int_equal(fedl_model_seed(z), 3);
+    p = fedl_model_params(z);
+    for (size_t i = 0; i < fedl_model_param_count(z); i++)
+        assert_true(p[i] == 0.0f);
+    fedl_model_destroy(a);
+    fedl_model_destroy(z);
+}
+
 static void test_canonical_spec_round_trips(void **state)
 {
     fedl_model *a, *b;
@@ -481,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_spec_errors_name_token_and_position),
         cmocka_unit_test(test_presets_have_the_expected_parameter_counts),
         cmocka_unit_test(test_spec_param_count_allocates_no_parameters),
+        cmocka_unit_test(test_model_create_zeroed_builds_the_same_model_with_zero_parameters),
         cmocka_unit_test(test_canonical_spec_round_trips),
         cmocka_unit_test(test_init_is_deterministic_and_bounded),
         cmocka_unit_test(test_init_values_are_platform_independent),
