@@ -93,6 +93,10 @@ typedef struct fedl_rng {
 
 void fedl_rng_init(fedl_rng *rng, uint64_t seed, uint64_t stream);
 uint32_t fedl_rng_u32(fedl_rng *rng);
+/* Move to the word-th 32-bit output of the stream (0-based): what follows is
+ * what word + 1 calls of fedl_rng_u32 from the start would give next.
+ * Every draw above takes one word. */
+void fedl_rng_seek(fedl_rng *rng, uint64_t word);
 /* Uniform in [0, 1) with 24 bits of precision (exactly representable). */
 float fedl_rng_uniform(fedl_rng *rng);
 /* Uniform integer in [0, bound) without modulo bias; bound > 0. */

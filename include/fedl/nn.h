@@ -167,6 +167,10 @@ fedl_status fedl_model_backward(fedl_model *model, const float *dout, float *dx,
 /* The dropout masks of a forward pass are drawn from (seed, step): set the
  * step before each training forward to make masks reproducible. */
 void fedl_model_set_step(fedl_model *model, uint64_t step);
+/* The position of the next forward's first sample within the step's batch
+ * (0 by default). Dropout masks are drawn per sample at this offset, so a
+ * batch run as several micro-batches gets the masks the whole batch gets. */
+void fedl_model_set_sample_offset(fedl_model *model, uint64_t first_sample);
 
 void fedl_model_set_profiling(fedl_model *model, int on);
 fedl_status fedl_model_layer_profile(const fedl_model *model, int index,

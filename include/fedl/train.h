@@ -29,6 +29,8 @@ extern "C" {
 
 typedef struct fedl_train_config {
     int batch;               /* samples per optimiser step (default 32) */
+    int micro_batch;         /* samples per forward/backward, gradients accumulated over a
+                                step's micro-batches; 0 (default) = batch */
     int epochs;              /* default 1 */
     uint64_t seed;           /* shuffle seed (default 1) */
     int shuffle;             /* default 1 */
@@ -64,6 +66,16 @@ void fedl_trainer_destroy(fedl_trainer *t);
  * the next epoch. */
 fedl_status fedl_trainer_step(fedl_trainer *t, int *epoch_done, fedl_error *err);
 fedl_train_stats fedl_trainer_stats(const fedl_trainer *t);
+
+/* Samples per forward/backward now in use. */
+int fedl_trainer_micro_batch(const fedl_trainer *t);
+/* Change it between steps (values above the batch mean the batch): the
+ * batch buffers and the model's activations are released and taken again
+ * for the new size, so a smaller micro-batch gives memory back. The
+ * optimiser sees the same effective batch either way; dropout masks are the
+ * same, only the order of the gradient sums changes. On failure the trainer
+ * holds no buffers: call again with a smaller size. */
+fedl_status fedl_trainer_set_micro_batch(fedl_trainer *t, int micro, fedl_error *err);
 fedl_optim *fedl_trainer_optim(fedl_trainer *t);
 
 /* ------------------------------------------------------------ checkpoints */

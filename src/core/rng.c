@@ -54,6 +54,13 @@ static void refill(fedl_rng *rng)
     rng->used = 0;
 }
 
+void fedl_rng_seek(fedl_rng *rng, uint64_t word)
+{
+    rng->counter = word / 4;
+    refill(rng);
+    rng->used = (unsigned)(word % 4);
+}
+
 uint32_t fedl_rng_u32(fedl_rng *rng)
 {
     if (rng->used >= 4)

@@ -36,10 +36,11 @@ typedef struct fedl_layer fedl_layer;
 
 typedef struct fedl_layer_ctx {
     int batch;
-    int training;     /* dropout active, aux kept */
-    uint64_t seed;    /* model seed (dropout masks) */
-    uint64_t step;    /* training step (dropout masks) */
-    float *workspace; /* shared scratch */
+    int training;           /* dropout active, aux kept */
+    uint64_t seed;          /* model seed (dropout masks) */
+    uint64_t step;          /* training step (dropout masks) */
+    uint64_t sample_offset; /* first sample of this forward within the step's batch */
+    float *workspace;       /* shared scratch */
     size_t workspace_floats;
     int accumulate; /* 1: backward adds to dw; 0: backward overwrites dw */
 } fedl_layer_ctx;

@@ -252,6 +252,9 @@ static void dropout_forward(const fedl_layer *l, const fedl_layer_ctx *ctx, cons
         return;
     }
     fedl_rng_init(&rng, ctx->seed ^ DROPOUT_SEED_MIX, (ctx->step << 10) | (uint64_t)l->index);
+    /* one uniform per element of the whole step's batch: a micro-batch
+     * starts where its first sample's masks start */
+    fedl_rng_seek(&rng, ctx->sample_offset * l->in_size);
     for (size_t i = 0; i < n; i++) {
         mask[i] = fedl_rng_uniform(&rng) < l->rate ? 0.0f : keep_scale;
         y[i] = x[i] * mask[i];

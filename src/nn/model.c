@@ -29,6 +29,7 @@ struct fedl_model {
     fedl_shape input;
     uint64_t seed;
     uint64_t step;
+    uint64_t sample_offset; /* of the next forward within the step's batch */
     int layer_count;
     int layer_capacity; /* layers allocated (tokens in the spec) */
     int first_param;    /* first layer with parameters (layer_count if none) */
@@ -836,6 +837,11 @@ fedl_status fedl_model_layer_info(const fedl_model *m, int index, fedl_layer_inf
     return FEDL_OK;
 }
 
+void fedl_model_set_sample_offset(fedl_model *m, uint64_t first_sample)
+{
+    m->sample_offset = first_sample;
+}
+
 void fedl_model_set_step(fedl_model *m, uint64_t step)
 {
     m->step = step;
@@ -865,6 +871,7 @@ static fedl_layer_ctx make_ctx(const fedl_model *m, int batch, int training)
     ctx.training = training;
     ctx.seed = m->seed;
     ctx.step = m->step;
+    ctx.sample_offset = m->sample_offset;
     ctx.workspace = m->workspace;
     ctx.workspace_floats = m->workspace_floats;
     ctx.accumulate = 1;

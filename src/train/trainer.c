@@ -16,9 +16,10 @@ struct fedl_trainer {
     fedl_optim *optim;
     fedl_batcher batcher;
     int classes;
-    float *x;        /* (batch, C, H, W) */
-    int32_t *labels; /* (batch) */
-    float *dlogits;  /* (batch, classes) */
+    int micro;       /* samples per forward/backward, <= config.batch */
+    float *x;        /* (micro, C, H, W) */
+    int32_t *labels; /* (micro) */
+    float *dlogits;  /* (micro, classes) */
     fedl_train_stats stats;
     char *config_text; /* canonical "key=value\n" lines, config_bytes with the NUL */
     size_t config_bytes;
@@ -39,16 +40,47 @@ fedl_train_config fedl_train_config_defaults(void)
     return c;
 }
 
+static void free_micro_buffers(fedl_trainer *t)
+{
+    fedl_mem_free_aligned(t->alloc, t->x);
+    fedl_mem_free(t->alloc, t->labels, (size_t)t->micro * sizeof *t->labels);
+    fedl_mem_free_aligned(t->alloc, t->dlogits);
+    t->x = NULL;
+    t->labels = NULL;
+    t->dlogits = NULL;
+}
+
+/* The batch buffers and the model's activations for micro samples per
+ * forward. On failure the trainer holds no buffers (t->micro stays the
+ * size to free with). */
+static fedl_status allocate_micro_buffers(fedl_trainer *t, int micro, fedl_error *err)
+{
+    size_t m = (size_t)micro;
+    free_micro_buffers(t);
+    t->micro = micro;
+    t->x = fedl_mem_alloc_aligned(t->alloc, m * t->data->sample_bytes * sizeof(float), 64);
+    t->labels = fedl_mem_alloc(t->alloc, m * sizeof *t->labels);
+    t->dlogits = fedl_mem_alloc_aligned(t->alloc, m * (size_t)t->classes * sizeof(float), 64);
+    if (t->x == NULL || t->labels == NULL || t->dlogits == NULL) {
+        free_micro_buffers(t);
+        return fedl_error_set(err, FEDL_ERR_NOMEM,
+                              "trainer: cannot allocate buffers for micro-batch %d", micro);
+    }
+    return fedl_model_reserve(t->model, micro, err);
+}
+
+static int effective_micro(const fedl_train_config *c)
+{
+    return c->micro_batch > 0 && c->micro_batch < c->batch ? c->micro_batch : c->batch;
+}
+
 void fedl_trainer_destroy(fedl_trainer *t)
 {
     if (t == NULL)
         return;
-    size_t batch = (size_t)t->config.batch;
     fedl_optim_destroy(t->optim);
     fedl_batcher_free(&t->batcher);
-    fedl_mem_free_aligned(t->alloc, t->x);
-    fedl_mem_free(t->alloc, t->labels, batch * sizeof *t->labels);
-    fedl_mem_free_aligned(t->alloc, t->dlogits);
+    free_micro_buffers(t);
     fedl_mem_free(t->alloc, t->config_text, t->config_bytes);
     fedl_mem_free(t->alloc, t, sizeof *t);
 }
@@ -161,11 +193,11 @@ fedl_status fedl_trainer_create(fedl_model *model, const fedl_dataset *train,
     fedl_trainer *t;
     fedl_status st;
     fedl_shape in = fedl_model_input_shape(model), outs = fedl_model_output_shape(model);
-    size_t batch = (size_t)config->batch;
     *out = NULL;
-    if (config->batch <= 0)
-        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "trainer: batch %d must be positive",
-                              config->batch);
+    if (config->batch <= 0 || config->micro_batch < 0)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "trainer: batch %d must be positive, micro-batch %d not negative",
+                              config->batch, config->micro_batch);
     if (!shapes_equal(in, train->shape))
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                               "trainer: model input (%d,%d,%d) does not match the data "
@@ -188,18 +220,12 @@ fedl_status fedl_trainer_create(fedl_model *model, const fedl_dataset *train,
     t->data = train;
     t->config = *config;
     t->classes = (int)(outs.c * outs.h * outs.w);
-    t->x = fedl_mem_alloc_aligned(alloc, batch * train->sample_bytes * sizeof(float), 64);
-    t->labels = fedl_mem_alloc(alloc, batch * sizeof *t->labels);
-    t->dlogits = fedl_mem_alloc_aligned(alloc, batch * (size_t)t->classes * sizeof(float), 64);
-    if (t->x == NULL || t->labels == NULL || t->dlogits == NULL) {
-        fedl_trainer_destroy(t);
-        return fedl_error_set(err, FEDL_ERR_NOMEM, "trainer: cannot allocate batch buffers");
-    }
-    st = fedl_optim_create(&config->optim, fedl_model_param_count(model), alloc, &t->optim, err);
+    st = allocate_micro_buffers(t, effective_micro(config), err);
+    if (st == FEDL_OK)
+        st =
+            fedl_optim_create(&config->optim, fedl_model_param_count(model), alloc, &t->optim, err);
     if (st == FEDL_OK)
         st = fedl_batcher_init(&t->batcher, train, config->seed, config->shuffle, alloc, err);
-    if (st == FEDL_OK)
-        st = fedl_model_reserve(model, config->batch, err);
     if (st == FEDL_OK)
         st = build_config_text(t, err);
     if (st != FEDL_OK) {
@@ -208,19 +234,46 @@ fedl_status fedl_trainer_create(fedl_model *model, const fedl_dataset *train,
     }
     t->stats.epoch_samples = train->count;
     fedl_log(FEDL_LOG_INFO,
-             "trainer: %zu samples, batch %d, %s, %zu parameters, %zu bytes of activations",
-             train->count, config->batch, fedl_optim_kind_name(config->optim.kind),
+             "trainer: %zu samples, batch %d (micro-batch %d), %s, %zu parameters, %zu bytes of "
+             "activations",
+             train->count, config->batch, t->micro, fedl_optim_kind_name(config->optim.kind),
              fedl_model_param_count(model), fedl_model_reserved_bytes(model));
     *out = t;
     return FEDL_OK;
 }
 
-fedl_status fedl_trainer_step(fedl_trainer *t, int *epoch_done, fedl_error *err)
+/* Forward and backward of the next m samples, the part of the step's n
+ * samples that starts at sample `first`; gradients accumulate. The loss
+ * gradient is scaled by 1/n, so the micro-batches of a step sum to the
+ * gradient of the whole batch's mean loss. */
+static fedl_status micro_step(fedl_trainer *t, size_t first, size_t m, size_t n, double *loss_sum,
+                              fedl_error *err)
 {
     const float *logits;
-    double loss_sum = 0.0;
+    double loss = 0.0;
+    size_t got = fedl_batcher_next(&t->batcher, m, t->x, t->labels);
     fedl_status st;
-    size_t n;
+    if (got != m)
+        return fedl_error_set(err, FEDL_ERR_STATE, "trainer: %zu samples left, %zu expected", got,
+                              m);
+    fedl_model_set_step(t->model, t->stats.global_step);
+    fedl_model_set_sample_offset(t->model, first);
+    st = fedl_model_forward(t->model, t->x, (int)m, 1, &logits, err);
+    if (st == FEDL_OK)
+        st = fedl_loss_softmax_cross_entropy(logits, t->labels, (int)m, t->classes, 1.0f / (float)n,
+                                             &loss, t->dlogits, err);
+    if (st != FEDL_OK)
+        return st;
+    t->stats.correct += (uint64_t)fedl_count_correct(logits, t->labels, (int)m, t->classes);
+    *loss_sum += loss;
+    return fedl_model_backward(t->model, t->dlogits, NULL, err);
+}
+
+fedl_status fedl_trainer_step(fedl_trainer *t, int *epoch_done, fedl_error *err)
+{
+    double loss_sum = 0.0;
+    fedl_status st = FEDL_OK;
+    size_t n, left, micro = (size_t)t->micro;
     float lr;
 
     *epoch_done = 0;
@@ -229,20 +282,13 @@ fedl_status fedl_trainer_step(fedl_trainer *t, int *epoch_done, fedl_error *err)
         t->stats.correct = 0;
         t->stats.epoch_seen = 0;
     }
-    n = fedl_batcher_next(&t->batcher, (size_t)t->config.batch, t->x, t->labels);
+    left = t->data->count - t->batcher.position;
+    n = left < (size_t)t->config.batch ? left : (size_t)t->config.batch;
     if (n == 0)
         return fedl_error_set(err, FEDL_ERR_STATE, "trainer: the epoch has no samples");
-    fedl_model_set_step(t->model, t->stats.global_step);
-    st = fedl_model_forward(t->model, t->x, (int)n, 1, &logits, err);
-    if (st != FEDL_OK)
-        return st;
-    st = fedl_loss_softmax_cross_entropy(logits, t->labels, (int)n, t->classes, 1.0f / (float)n,
-                                         &loss_sum, t->dlogits, err);
-    if (st != FEDL_OK)
-        return st;
-    t->stats.correct += (uint64_t)fedl_count_correct(logits, t->labels, (int)n, t->classes);
     fedl_model_zero_grads(t->model);
-    st = fedl_model_backward(t->model, t->dlogits, NULL, err);
+    for (size_t first = 0; first < n && st == FEDL_OK; first += micro)
+        st = micro_step(t, first, n - first < micro ? n - first : micro, n, &loss_sum, err);
     if (st != FEDL_OK)
         return st;
     lr = fedl_lr_at(&t->config.lr, t->stats.global_step);
@@ -260,6 +306,21 @@ fedl_status fedl_trainer_step(fedl_trainer *t, int *epoch_done, fedl_error *err)
         fedl_batcher_seek(&t->batcher, t->batcher.epoch + 1, 0);
     }
     return FEDL_OK;
+}
+
+int fedl_trainer_micro_batch(const fedl_trainer *t)
+{
+    return t->micro;
+}
+
+fedl_status fedl_trainer_set_micro_batch(fedl_trainer *t, int micro, fedl_error *err)
+{
+    int wanted = micro > 0 && micro < t->config.batch ? micro : t->config.batch;
+    if (micro <= 0)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "trainer: micro-batch %d", micro);
+    if (wanted == t->micro)
+        return FEDL_OK;
+    return allocate_micro_buffers(t, wanted, err);
 }
 
 fedl_train_stats fedl_trainer_stats(const fedl_trainer *t)
@@ -286,7 +347,7 @@ void fedl_trainer_state(const fedl_trainer *t, const fedl_meta_entry *meta, int 
     memset(state, 0, sizeof *state);
     state->global_step = t->stats.global_step;
     state->samples_seen = t->stats.samples_seen;
-    state->micro_batch = (uint32_t)t->config.batch;
+    state->micro_batch = (uint32_t)t->micro;
     state->effective_batch = (uint32_t)t->config.batch;
     state->epoch_loss_sum = t->stats.loss_sum;
     state->epoch_correct = t->stats.correct;

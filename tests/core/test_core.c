@@ -115,6 +115,22 @@ static void test_rng_streams_are_reproducible_and_distinct(void **state)
     assert_true(same_as_other_stream < 3);
 }
 
+static void test_rng_seek_lands_where_sequential_draws_are(void **state)
+{
+    fedl_rng seq, jump;
+    uint32_t words[37];
+    (void)state;
+    fedl_rng_init(&seq, 99, 5);
+    for (int i = 0; i < 37; i++)
+        words[i] = fedl_rng_u32(&seq);
+    for (uint64_t w = 0; w < 37; w++) {
+        fedl_rng_init(&jump, 99, 5);
+        fedl_rng_seek(&jump, w);
+        for (uint64_t k = w; k < 37; k++)
+            assert_int_equal(fedl_rng_u32(&jump), words[k]);
+    }
+}
+
 static void test_rng_uniform_and_below_stay_in_range(void **state)
 {
     fedl_rng r;
@@ -198,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_log_filters_by_level_and_reaches_sink),
         cmocka_unit_test(test_philox_matches_random123_known_answers),
         cmocka_unit_test(test_rng_streams_are_reproducible_and_distinct),
+        cmocka_unit_test(test_rng_seek_lands_where_sequential_draws_are),
         cmocka_unit_test(test_rng_uniform_and_below_stay_in_range),
         cmocka_unit_test(test_crc32c_matches_standard_check_value),
         cmocka_unit_test(test_crc32c_hardware_and_portable_agree),

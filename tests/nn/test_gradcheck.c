@@ -654,7 +654,7 @@ static void test_pool_forward_matches_pytorch(void **state)
     (void)state;
     for (int k = 0; k < 2; k++) {
         fedl_layer l = layer_in(1, 4, 4);
-        fedl_layer_ctx ctx = {1, 1, 0, 0, NULL, 0, 1};
+        fedl_layer_ctx ctx = {1, 1, 0, 0, 0, NULL, 0, 1};
         float x[16], y[4];
         int32_t aux[4] = {-1, -1, -1, -1};
         l.ops = kinds[k];
@@ -679,7 +679,7 @@ static void test_pool_forward_matches_pytorch(void **state)
 static void test_maxpool_padding_is_negative_infinity(void **state)
 {
     fedl_layer l = layer_in(2, 3, 3);
-    fedl_layer_ctx ctx = {1, 1, 0, 0, NULL, 0, 1};
+    fedl_layer_ctx ctx = {1, 1, 0, 0, 0, NULL, 0, 1};
     float x[18], y[8], dy[8], dx[18];
     int32_t aux[8];
     (void)state;

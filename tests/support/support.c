@@ -152,3 +152,32 @@ void test_fault_io_init(test_fault_io *f)
     f->io.unlink = fault_unlink;
     f->fail_op = -1;
 }
+
+int test_make_quadrant_dataset(fedl_dataset *ds, size_t count, uint64_t seed)
+{
+    fedl_rng rng;
+    memset(ds, 0, sizeof *ds);
+    ds->alloc = fedl_allocator_default();
+    ds->count = count;
+    ds->shape = (fedl_shape){1, 8, 8};
+    ds->sample_bytes = 64;
+    ds->pixels = fedl_mem_alloc(ds->alloc, count * 64);
+    ds->labels = fedl_mem_alloc(ds->alloc, count);
+    if (ds->pixels == NULL || ds->labels == NULL) {
+        fedl_dataset_free(ds);
+        return -1;
+    }
+    ds->classes = 4;
+    ds->scale = 1.0f / 255.0f;
+    fedl_rng_init(&rng, seed, 0);
+    for (size_t i = 0; i < count; i++) {
+        uint8_t label = (uint8_t)fedl_rng_below(&rng, 4);
+        ds->labels[i] = label;
+        for (int p = 0; p < 64; p++) { /* (8, 8) */
+            int quadrant = (p / 8 >= 4) * 2 + (p % 8 >= 4);
+            ds->pixels[i * 64 + (size_t)p] =
+                (uint8_t)((quadrant == label ? 160 : 0) + fedl_rng_below(&rng, 90));
+        }
+    }
+    return 0;
+}

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "fedl/ckpt.h"
+#include "fedl/data.h"
 #include "fedl/mem.h"
 
 /* An allocator hook that fails the fail_at-th allocation or growth (1-based;
@@ -24,6 +25,11 @@ const char *test_make_temp_dir(const char *tag);
 int test_write_file(const char *path, const void *bytes, size_t length);
 /* Largest |a - b| / max(1, |b|) over n values. */
 double test_max_rel_diff(const float *a, const float *b, size_t n);
+
+/* A small learnable data set: count samples of (1, 8, 8), 4 classes, each
+ * class a bright quadrant plus noise, drawn from seed. Returns 0 on success;
+ * free with fedl_dataset_free. */
+int test_make_quadrant_dataset(fedl_dataset *ds, size_t count, uint64_t seed);
 
 /* Path of the Fashion-MNIST directory, or NULL when not installed. */
 const char *test_fashion_mnist_dir(void);

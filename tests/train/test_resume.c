@@ -21,29 +21,7 @@ static const char *spec = "conv2d(3,3,pad=1) relu maxpool2d(2) flatten dropout(0
 
 static void make_data(fedl_dataset *ds)
 {
-    fedl_rng rng;
-    memset(ds, 0, sizeof *ds);
-    ds->alloc = fedl_allocator_default();
-    ds->count = SAMPLES;
-    ds->shape = (fedl_shape){1, 8, 8};
-    ds->sample_bytes = 64;
-    ds->pixels = fedl_mem_alloc(ds->alloc, SAMPLES * 64);
-    ds->labels = fedl_mem_alloc(ds->alloc, SAMPLES);
-    assert_non_null(ds->pixels);
-    assert_non_null(ds->labels);
-    ds->classes = 4;
-    ds->scale = 1.0f / 255.0f;
-    fedl_rng_init(&rng, 7, 0);
-    for (size_t i = 0; i < SAMPLES; i++) {
-        uint8_t label = (uint8_t)fedl_rng_below(&rng, 4);
-        ds->labels[i] = label;
-        /* a bright quadrant per class, plus noise: learnable */
-        for (int p = 0; p < 64; p++) {
-            int quadrant = (p / 8 >= 4) * 2 + (p % 8 >= 4);
-            ds->pixels[i * 64 + (size_t)p] =
-                (uint8_t)((quadrant == label ? 160 : 0) + fedl_rng_below(&rng, 90));
-        }
-    }
+    assert_int_equal(test_make_quadrant_dataset(ds, SAMPLES, 7), 0);
 }
 
 static fedl_train_config adam_config(void)
