@@ -103,6 +103,112 @@ void fedl_arena_destroy(fedl_arena *arena);
 /* Parse a byte size such as "48M", "1G", "512k", "4096" (binary units). */
 fedl_status fedl_parse_size(const char *text, size_t *out, fedl_error *err);
 
+/* ------------------------------------------------------------ memory budget */
+
+/*
+ * How many bytes training may use: a fixed size ("48M") or "auto", the
+ * smallest figure among these probes (each may be absent):
+ *
+ *   memavailable   MemAvailable of /proc/meminfo x memavailable_fraction
+ *                  (kernels without MemAvailable: MemFree + Buffers + Cached)
+ *   cgroup v2      memory.max - memory.current of the process's cgroup
+ *                  ("0::/path" in /proc/self/cgroup) and of every ancestor
+ *   cgroup v1      memory.limit_in_bytes - memory.usage_in_bytes, likewise,
+ *                  when the memory controller is on a v1 hierarchy
+ *   rlimit-as      RLIMIT_AS - VmSize (of /proc/self/status)
+ *   rlimit-data    RLIMIT_DATA - VmData
+ *
+ * A cgroup headroom is taken at each level from the process's cgroup up to
+ * the root and the smallest wins, because an ancestor's limit bounds all of
+ * its descendants. Headrooms saturate at 0: usage above a limit gives a
+ * budget of 0 bytes (FEDL_OK; the explanation says so). cgroup usage
+ * counts the page cache too, so that figure errs on the small side; v2's
+ * memory.high (a throttling threshold, not a limit) is not consulted.
+ *
+ * Every file is read under options.root, so tests can point the probes at
+ * a fake tree ("<root>/proc/meminfo", "<root>/sys/fs/cgroup/..."). A missing
+ * file means "no figure from that probe"; a malformed one is FEDL_ERR_FORMAT
+ * naming "<file>:<line>" and the field. When no probe gives a figure,
+ * fedl_budget_detect returns FEDL_ERR_UNSUPPORTED. With use_rlimits == 1
+ * the limits are the calling process's even under a fake root; VmSize and
+ * VmData always come from <root>/proc/self/status (0 when it is absent).
+ */
+
+/* Which probe decided a budget. */
+typedef enum fedl_budget_source {
+    FEDL_BUDGET_FIXED,        /* a size given by the user */
+    FEDL_BUDGET_MEMAVAILABLE, /* /proc/meminfo MemAvailable x fraction */
+    FEDL_BUDGET_CGROUP_V2,    /* memory.max - memory.current */
+    FEDL_BUDGET_CGROUP_V1,    /* memory.limit_in_bytes - memory.usage_in_bytes */
+    FEDL_BUDGET_RLIMIT_AS,    /* RLIMIT_AS - VmSize */
+    FEDL_BUDGET_RLIMIT_DATA,  /* RLIMIT_DATA - VmData */
+    FEDL_BUDGET_UNKNOWN
+} fedl_budget_source;
+
+typedef struct fedl_budget_probe_options {
+    const char *root; /* NULL or "" = the real system; else a directory standing for "/" */
+    double memavailable_fraction; /* share of MemAvailable, in (0, 1]; default 0.5 */
+    int use_rlimits;              /* 1 (default): getrlimit(); 0: the fake values below */
+    uint64_t fake_rlimit_as;      /* bytes; used when use_rlimits == 0; 0 = no limit */
+    uint64_t fake_rlimit_data;    /* bytes; used when use_rlimits == 0; 0 = no limit */
+    uint64_t fake_vm_size;        /* bytes; used when use_rlimits == 0 and nonzero, else VmSize */
+    uint64_t fake_data_size;      /* bytes; used when use_rlimits == 0 and nonzero, else VmData */
+} fedl_budget_probe_options;
+
+#define FEDL_BUDGET_PATH_MAX 256
+#define FEDL_BUDGET_TEXT_MAX 512
+
+/* Every probe's figures, in bytes; a limit of 0 means "no figure". */
+typedef struct fedl_budget_reading {
+    uint64_t memavailable;      /* 0 = no /proc/meminfo */
+    uint64_t memtotal;          /* 0 = no /proc/meminfo */
+    int memavailable_estimated; /* 1: no MemAvailable line; MemFree + Buffers + Cached */
+    int cgroup_version;         /* 1 or 2: where the memory controller was found; 0 = none */
+    uint64_t cgroup_limit;      /* limit of the deciding level; 0 = no limit at any level */
+    uint64_t cgroup_usage;      /* usage of the deciding level */
+    uint64_t cgroup_headroom;   /* cgroup_limit - cgroup_usage, saturating at 0 */
+    char cgroup_path[FEDL_BUDGET_PATH_MAX]; /* deciding level (or the process's cgroup) */
+    uint64_t rlimit_as;                     /* RLIMIT_AS soft limit; 0 = unlimited */
+    uint64_t vm_size;                       /* VmSize */
+    uint64_t rlimit_as_headroom;            /* rlimit_as - vm_size, saturating at 0 */
+    uint64_t rlimit_data;                   /* RLIMIT_DATA soft limit; 0 = unlimited */
+    uint64_t vm_data;                       /* VmData */
+    uint64_t rlimit_data_headroom;          /* rlimit_data - vm_data, saturating at 0 */
+} fedl_budget_reading;
+
+typedef struct fedl_budget {
+    uint64_t bytes; /* the budget */
+    fedl_budget_source source;
+    fedl_budget_reading reading; /* all zero for FEDL_BUDGET_FIXED */
+    /* The deciding source and its arithmetic, e.g. "cgroup v2 /user.slice/x:
+     * memory.max 96.0 MiB - memory.current 12.3 MiB = 83.7 MiB". */
+    char explanation[FEDL_BUDGET_TEXT_MAX];
+    /* Fallbacks taken on the way ("" when none), e.g. that MemAvailable was
+     * estimated or that the cgroup path was not found under the mount. */
+    char notes[FEDL_BUDGET_TEXT_MAX];
+} fedl_budget;
+
+/* root NULL, fraction 0.5, use_rlimits 1, no fake values. */
+fedl_budget_probe_options fedl_budget_probe_defaults(void);
+
+/* Run every probe and take the smallest figure (o == NULL: the defaults). */
+fedl_status fedl_budget_detect(const fedl_budget_probe_options *o, fedl_budget *out,
+                               fedl_error *err);
+
+/* "auto" runs fedl_budget_detect; anything else is a size for
+ * fedl_parse_size ("48M") and gives FEDL_BUDGET_FIXED. A size of 0 is
+ * FEDL_ERR_INVALID_ARG. */
+fedl_status fedl_budget_parse(const char *text, const fedl_budget_probe_options *o,
+                              fedl_budget *out, fedl_error *err);
+
+/* "fixed", "memavailable", "cgroup-v2", "cgroup-v1", "rlimit-as",
+ * "rlimit-data" or "unknown"; never NULL. */
+const char *fedl_budget_source_name(fedl_budget_source s);
+
+/* "512 B", "1.5 KiB", "83.7 MiB", "2.0 GiB" (binary units, one decimal)
+ * into buf; returns buf. */
+const char *fedl_budget_format_bytes(uint64_t bytes, char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif
