@@ -85,12 +85,13 @@ typedef enum fedl_init_kind {
 /* What fedl_model_layer_info reports about layer i. */
 typedef struct fedl_layer_info {
     fedl_layer_kind kind;
-    const char *name;     /* "conv2d", "relu", ... */
-    char text[64];        /* canonical spec text, e.g. "conv2d(6,5,stride=1,pad=2)" */
-    fedl_shape in, out;   /* per-sample shapes */
-    size_t param_offset;  /* first parameter in the flat array */
-    size_t param_count;   /* floats */
-    double forward_flops; /* per sample */
+    const char *name;         /* "conv2d", "relu", ... */
+    char text[64];            /* canonical spec text, e.g. "conv2d(6,5,stride=1,pad=2)" */
+    fedl_shape in, out;       /* per-sample shapes */
+    size_t param_offset;      /* first parameter in the flat array */
+    size_t param_count;       /* floats */
+    size_t activation_floats; /* per sample: output + what backward keeps */
+    double forward_flops;     /* per sample */
     double backward_flops;
 } fedl_layer_info;
 
@@ -132,9 +133,11 @@ void fedl_model_init_params(fedl_model *model, uint64_t seed, fedl_init_kind kin
 fedl_status fedl_model_reserve(fedl_model *model, int max_batch, fedl_error *err);
 /* The max_batch of the current reservation (0 = none). */
 int fedl_model_reserved_batch(const fedl_model *model);
-/* Bytes held for activations and workspace at the current reservation. */
+/* Bytes held for activations and workspace at the current reservation, as
+ * the accounted allocator counts them (alignment headers included). */
 size_t fedl_model_reserved_bytes(const fedl_model *model);
-/* Bytes a reservation of max_batch would hold (for planning; no allocation). */
+/* Bytes a reservation of max_batch would take from the allocator, exactly
+ * (for planning; no allocation). */
 size_t fedl_model_activation_bytes(const fedl_model *model, int max_batch);
 
 size_t fedl_model_param_count(const fedl_model *model);

@@ -78,6 +78,44 @@ int fedl_trainer_micro_batch(const fedl_trainer *t);
 fedl_status fedl_trainer_set_micro_batch(fedl_trainer *t, int micro, fedl_error *err);
 fedl_optim *fedl_trainer_optim(fedl_trainer *t);
 
+/* --------------------------------------------------------------- planning */
+
+/* What fedl_plan_training decided. Sizes are the bytes fedl's accounted
+ * allocator hands out (alignment headers included). */
+#define FEDL_PLAN_PROCESS_OVERHEAD                                                                 \
+    (8u << 20) /* code, libc, stacks, BLAS buffers: RSS                                            \
+                  outside the accounted heap, bytes */
+typedef struct fedl_plan {
+    int batch;              /* effective batch (optimiser step) */
+    int micro_batch;        /* chosen: samples per forward/backward */
+    size_t budget;          /* bytes given (0 = unlimited) */
+    size_t margin;          /* bytes kept free: FEDL_PLAN_PROCESS_OVERHEAD + 5% of the budget */
+    size_t dataset;         /* the training samples and labels in memory */
+    size_t params;          /* parameters */
+    size_t grads;           /* gradients */
+    size_t optimizer;       /* optimiser moments */
+    size_t order;           /* the batcher's shuffle order */
+    size_t activations;     /* layer outputs, saved side buffers, workspace at micro_batch */
+    size_t batch_buffers;   /* inputs, labels and logit gradients at micro_batch */
+    size_t fixed;           /* dataset + params + grads + optimizer + order */
+    size_t total;           /* fixed + activations + batch_buffers */
+    size_t smallest_budget; /* the budget micro-batch 1 needs */
+    int fits;               /* 0: not even micro-batch 1 fits */
+    char reason[256];       /* why this micro-batch, in a sentence */
+} fedl_plan;
+
+/* Bytes that depend on the micro-batch m: the model's reservation for m and
+ * the trainer's batch buffers for m, exactly as they will be allocated. */
+size_t fedl_plan_micro_bytes(const fedl_model *model, const fedl_dataset *data, int m);
+
+/* Choose the largest micro-batch (at most config->batch) whose total fits
+ * the budget minus the margin; config->micro_batch, if set, caps it. A
+ * budget of 0 means no limit. When nothing fits, plan->fits is 0 and
+ * plan->reason names the smallest budget that would work. */
+fedl_status fedl_plan_training(const fedl_model *model, const fedl_dataset *data,
+                               const fedl_train_config *config, size_t budget, fedl_plan *plan,
+                               fedl_error *err);
+
 /* ------------------------------------------------------------ checkpoints */
 
 /* The canonical configuration: one "key=value" line per setting that must

@@ -693,12 +693,20 @@ static size_t reservation_floats(const fedl_model *m, int max_batch, size_t *wor
     return total;
 }
 
+/* Bytes the accounted allocator hands out for the reservation: the block
+ * (an aligned allocation: size + two size_t of header + the alignment, see
+ * fedl_mem_alloc_aligned) and the two per-layer pointer arrays. */
+static size_t reservation_bytes(const fedl_model *m, size_t floats)
+{
+    return floats * sizeof(float) + 2 * sizeof(size_t) + 64 +
+           2 * (size_t)m->layer_count * sizeof(void *);
+}
+
 size_t fedl_model_activation_bytes(const fedl_model *m, int max_batch)
 {
     if (max_batch <= 0)
         return 0;
-    return reservation_floats(m, max_batch, NULL) * sizeof(float) +
-           2 * (size_t)m->layer_count * sizeof(void *);
+    return reservation_bytes(m, reservation_floats(m, max_batch, NULL));
 }
 
 int fedl_model_reserved_batch(const fedl_model *m)
@@ -710,7 +718,7 @@ size_t fedl_model_reserved_bytes(const fedl_model *m)
 {
     if (m->block == NULL)
         return 0;
-    return m->block_floats * sizeof(float) + 2 * (size_t)m->layer_count * sizeof(void *);
+    return reservation_bytes(m, m->block_floats);
 }
 
 fedl_status fedl_model_reserve(fedl_model *m, int max_batch, fedl_error *err)
@@ -833,6 +841,7 @@ fedl_status fedl_model_layer_info(const fedl_model *m, int index, fedl_layer_inf
     info->out = l->out;
     info->param_offset = l->param_offset;
     info->param_count = l->param_count;
+    info->activation_floats = l->out_size + l->aux_size;
     l->ops->flops(l, &info->forward_flops, &info->backward_flops);
     return FEDL_OK;
 }
