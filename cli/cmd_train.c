@@ -28,6 +28,8 @@ typedef struct train_options {
     uint64_t seed;
     const char *ckpt_dir;
     const char *data_manifest;
+    const char *memory;
+    int micro_batch;
     int ckpt_steps, ckpt_seconds, keep, no_resume, verify_data;
 } train_options;
 
@@ -318,6 +320,35 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
+/* --memory: detect or parse the budget, say where it came from, and set the
+ * micro-batch the plan picks; refuse when not even one sample fits. */
+static int plan_memory(const train_options *o, fedl_model *model, const fedl_dataset *train,
+                       fedl_train_config *config)
+{
+    fedl_budget_probe_options probe = fedl_budget_probe_defaults();
+    fedl_budget budget;
+    fedl_plan plan;
+    fedl_error err = {0};
+    char size[32];
+    if (fedl_budget_parse(o->memory, &probe, &budget, &err) != FEDL_OK) {
+        fprintf(stderr, "fedl train: --memory: %s\n", err.message);
+        return 2;
+    }
+    printf("memory budget %s (%s: %s)\n", fedl_budget_format_bytes(budget.bytes, size, sizeof size),
+           fedl_budget_source_name(budget.source), budget.explanation);
+    if (fedl_plan_training(model, train, config, (size_t)budget.bytes, &plan, &err) != FEDL_OK) {
+        fprintf(stderr, "fedl train: memory plan: %s\n", err.message);
+        return 1;
+    }
+    if (!plan.fits) {
+        fprintf(stderr, "fedl train: refusing to start: %s (see 'fedl plan')\n", plan.reason);
+        return 1;
+    }
+    printf("memory plan: %s\n", plan.reason);
+    config->micro_batch = plan.micro_batch;
+    return 0;
+}
+
 static int verify_data(const train_options *o)
 {
     char path[4096];
@@ -391,9 +422,19 @@ static int build_config(const train_options *o, size_t train_count, fedl_train_c
 
 int cmd_train(int argc, char **argv)
 {
-    train_options o = {"lenet5", NULL, NULL, "sgd", "constant", "warn", 5,    32,    0,
-                       0,        0,    1,    0,     0,          0.05f,  0.0f, -1.0f, 0.1f,
-                       0.0f,     1,    NULL, NULL,  0,          30,     3,    0,     0};
+    train_options o = {.model = "lenet5",
+                       .optimizer = "sgd",
+                       .schedule = "constant",
+                       .log_level = "warn",
+                       .epochs = 5,
+                       .batch = 32,
+                       .lr_step_epochs = 1,
+                       .lr = 0.05f,
+                       .weight_decay = -1.0f,
+                       .lr_gamma = 0.1f,
+                       .seed = 1,
+                       .ckpt_seconds = 30,
+                       .keep = 3};
     const cli_option options[] = {
         {"model", CLI_STRING, &o.model, "NAME|SPEC", "preset (lenet5, mlp) or spec [lenet5]", 0, 0},
         {"data", CLI_STRING, &o.data, "DIR", "IDX data directory (MNIST layout), required", 0, 0},
@@ -421,6 +462,10 @@ int cmd_train(int argc, char **argv)
         {"quiet", CLI_FLAG, &o.quiet, NULL, "no progress output", 0, 0},
         {"log-level", CLI_STRING, &o.log_level, "LEVEL", "debug, info, warn, error, off [warn]", 0,
          0},
+        {"memory", CLI_STRING, &o.memory, "auto|SIZE",
+         "memory budget (e.g. 48M): the largest micro-batch that fits is used", 0, 0},
+        {"micro-batch", CLI_INT, &o.micro_batch, "N",
+         "samples per forward/backward, gradients accumulated to --batch [= batch]", 1, 1 << 20},
         {"ckpt-dir", CLI_STRING, &o.ckpt_dir, "DIR", "checkpoint here and resume from here", 0, 0},
         {"ckpt-steps", CLI_INT, &o.ckpt_steps, "N", "checkpoint every N optimiser steps [0: off]",
          0, 2147483647},
@@ -481,6 +526,12 @@ int cmd_train(int argc, char **argv)
     if (fedl_model_create(o.model, train.shape, o.seed, NULL, &model, &err) != FEDL_OK) {
         rc = fail("model", &err);
         goto done;
+    }
+    config.micro_batch = o.micro_batch;
+    if (o.memory != NULL) {
+        rc = plan_memory(&o, model, &train, &config);
+        if (rc != 0)
+            goto done;
     }
     if (fedl_trainer_create(model, &train, &config, NULL, &trainer, &err) != FEDL_OK) {
         rc = fail("trainer", &err);

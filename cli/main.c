@@ -15,7 +15,8 @@ static void print_help(void)
            "  eval      evaluate a saved model: accuracy, per-class accuracy, confusion\n"
            "  ckpt      verify, inspect or export model files, checkpoints and checkpoint\n"
            "            directories (verify, inspect, export --safetensors)\n"
-           "  data      write or check a manifest of a data directory (manifest, verify)\n\n"
+           "  data      write or check a manifest of a data directory (manifest, verify)\n"
+           "  plan      the memory plan of a training run and the micro-batch a budget allows\n\n"
            "Run 'fedl <command> --help' for the options of a command.\n"
            "  --version  print the version and the GEMM backend\n");
 }
@@ -64,6 +65,8 @@ int main(int argc, char **argv)
         return cmd_ckpt(argc, argv);
     if (strcmp(argv[1], "data") == 0)
         return cmd_data(argc, argv);
+    if (strcmp(argv[1], "plan") == 0)
+        return cmd_plan(argc, argv);
     fprintf(stderr, "fedl: unknown command '%s' (see 'fedl --help')\n", argv[1]);
     return 2;
 }
