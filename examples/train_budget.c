@@ -7,7 +7,9 @@
  *   cc train_budget.c $(pkg-config --cflags --libs fedl) -o train_budget
  *   ./train_budget [--smoke] [BUDGET]   # BUDGET like 300K or auto [300K]
  */
+#ifndef _DEFAULT_SOURCE
 #define _DEFAULT_SOURCE /* mkdtemp */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
