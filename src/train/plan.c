@@ -96,10 +96,10 @@ fedl_status fedl_plan_training(const fedl_model *model, const fedl_dataset *data
         cap = config->micro_batch;
     plan->batch = config->batch;
     plan->budget = budget;
-    plan->margin = budget > 0 ? FEDL_PLAN_PROCESS_OVERHEAD + budget / 20 : 0;
+    plan->margin = budget / 20;
     fill_fixed(model, data, config, plan);
     set_micro(model, data, plan, 1);
-    plan->smallest_budget = (plan->total + FEDL_PLAN_PROCESS_OVERHEAD) * 20 / 19 + 1;
+    plan->smallest_budget = plan->total * 20 / 19 + 1;
     if (budget == 0) {
         set_micro(model, data, plan, cap);
         plan->fits = 1;

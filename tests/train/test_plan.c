@@ -119,11 +119,11 @@ static void test_plan_picks_the_largest_micro_batch_that_fits(void **state)
     assert_true(plan.fits);
 
     /* a budget whose usable part is exactly what micro-batch 8 needs:
-     * budget - (overhead + budget / 20) = fixed + micro(8) */
+     * budget - budget / 20 = fixed + micro(8) */
     assert_int_equal(fedl_plan_training(m, &ds, &c, 1u << 30, &plan, &err), FEDL_OK);
     need8 = plan.fixed + fedl_plan_micro_bytes(m, &ds, 8);
-    for (budget = (need8 + FEDL_PLAN_PROCESS_OVERHEAD) * 20 / 19 - 40;; budget++)
-        if (budget - (FEDL_PLAN_PROCESS_OVERHEAD + budget / 20) >= need8)
+    for (budget = need8 * 20 / 19 - 40;; budget++)
+        if (budget - budget / 20 >= need8)
             break;
     assert_int_equal(fedl_plan_training(m, &ds, &c, budget, &plan, &err), FEDL_OK);
     assert_int_equal(plan.micro_batch, 8);
@@ -139,7 +139,7 @@ static void test_plan_picks_the_largest_micro_batch_that_fits(void **state)
     c.micro_batch = 0;
 
     /* too small: refused, naming the smallest budget that works */
-    assert_int_equal(fedl_plan_training(m, &ds, &c, 4u << 20, &plan, &err), FEDL_OK);
+    assert_int_equal(fedl_plan_training(m, &ds, &c, 256u << 10, &plan, &err), FEDL_OK);
     assert_false(plan.fits);
     assert_non_null(strstr(plan.reason, "even micro-batch 1 needs"));
     assert_int_equal(fedl_plan_training(m, &ds, &c, plan.smallest_budget, &plan, &err), FEDL_OK);
