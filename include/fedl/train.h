@@ -81,23 +81,25 @@ fedl_optim *fedl_trainer_optim(fedl_trainer *t);
 /* --------------------------------------------------------------- planning */
 
 /* What fedl_plan_training decided. Sizes are the bytes fedl's accounted
- * allocator hands out (alignment headers included). */
-#define FEDL_PLAN_PROCESS_OVERHEAD                                                                 \
-    (8u << 20) /* code, libc, stacks, BLAS buffers: RSS                                            \
-                  outside the accounted heap, bytes */
+ * allocator hands out (alignment headers included). The budget covers that
+ * heap; the process's own code, libc, stacks and BLAS buffers come on top
+ * (FEDL_PLAN_PROCESS_OVERHEAD), so peak RSS stays under budget + overhead +
+ * the data set. A budget detected from the system (--memory auto) has the
+ * overhead taken off first. */
+#define FEDL_PLAN_PROCESS_OVERHEAD (8u << 20) /* bytes */
 typedef struct fedl_plan {
     int batch;              /* effective batch (optimiser step) */
     int micro_batch;        /* chosen: samples per forward/backward */
     size_t budget;          /* bytes given (0 = unlimited) */
-    size_t margin;          /* bytes kept free: FEDL_PLAN_PROCESS_OVERHEAD + 5% of the budget */
-    size_t dataset;         /* the training samples and labels in memory */
+    size_t margin;          /* bytes kept free: 5% of the budget (allocator, libc slack) */
+    size_t dataset;         /* samples and labels in memory: reported, not budgeted */
     size_t params;          /* parameters */
     size_t grads;           /* gradients */
     size_t optimizer;       /* optimiser moments */
     size_t order;           /* the batcher's shuffle order */
     size_t activations;     /* layer outputs, saved side buffers, workspace at micro_batch */
     size_t batch_buffers;   /* inputs, labels and logit gradients at micro_batch */
-    size_t fixed;           /* dataset + params + grads + optimizer + order */
+    size_t fixed;           /* params + grads + optimizer + order */
     size_t total;           /* fixed + activations + batch_buffers */
     size_t smallest_budget; /* the budget micro-batch 1 needs */
     int fits;               /* 0: not even micro-batch 1 fits */
