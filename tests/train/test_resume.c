@@ -211,6 +211,44 @@ static void test_restore_refuses_another_configuration(void **state)
     fedl_dataset_free(&ds);
 }
 
+/* A checkpoint taken at one micro-batch resumes at another (a resume under
+ * another memory budget): the same updates up to the order of the sums. */
+static void test_resume_under_another_micro_batch(void **state)
+{
+    fedl_dataset ds;
+    fedl_train_config c = adam_config(), small = adam_config();
+    fedl_model *m, *m2;
+    fedl_trainer *t, *t2;
+    fedl_checkpoint *ckpt;
+    fedl_error err;
+    float *reference;
+    size_t count;
+    (void)state;
+    make_data(&ds);
+    assert_int_equal(fedl_model_create(spec, ds.shape, 11, NULL, &m, &err), FEDL_OK);
+    count = fedl_model_param_count(m);
+    reference = test_malloc(count * sizeof(float));
+    train_uninterrupted(&ds, &c, STEPS, reference);
+    assert_int_equal(fedl_trainer_create(m, &ds, &c, NULL, &t, &err), FEDL_OK);
+    run_steps(t, 25);
+    ckpt = snapshot(t, m);
+    assert_int_equal(ckpt->state.micro_batch, 10);
+    small.micro_batch = 3;
+    assert_int_equal(fedl_model_create(spec, ds.shape, 11, NULL, &m2, &err), FEDL_OK);
+    assert_int_equal(fedl_trainer_create(m2, &ds, &small, NULL, &t2, &err), FEDL_OK);
+    assert_int_equal(fedl_trainer_restore(t2, ckpt, &err), FEDL_OK);
+    assert_int_equal(fedl_trainer_micro_batch(t2), 3);
+    run_steps(t2, STEPS - 25);
+    assert_true(test_max_rel_diff(fedl_model_params(m2), reference, count) < 1e-5);
+    fedl_checkpoint_free(ckpt);
+    fedl_trainer_destroy(t);
+    fedl_trainer_destroy(t2);
+    fedl_model_destroy(m);
+    fedl_model_destroy(m2);
+    test_free(reference);
+    fedl_dataset_free(&ds);
+}
+
 static void test_state_reports_the_cursor(void **state)
 {
     fedl_dataset ds;
@@ -248,6 +286,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_is_bit_identical_at_any_step),
         cmocka_unit_test(test_restore_refuses_another_configuration),
+        cmocka_unit_test(test_resume_under_another_micro_batch),
         cmocka_unit_test(test_state_reports_the_cursor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
