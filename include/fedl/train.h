@@ -78,6 +78,15 @@ int fedl_trainer_micro_batch(const fedl_trainer *t);
 fedl_status fedl_trainer_set_micro_batch(fedl_trainer *t, int micro, fedl_error *err);
 fedl_optim *fedl_trainer_optim(fedl_trainer *t);
 
+/* Ask for a new memory budget (bytes; 0 = unlimited) while training runs;
+ * callable from another thread (the monitor's). The next fedl_trainer_step
+ * re-plans with fedl_plan_training before it starts and shrinks or grows the
+ * micro-batch, releasing or taking buffers (the effective batch, and so the
+ * updates, stay the same). If not even micro-batch 1 fits, that step fails
+ * with FEDL_ERR_NOMEM naming the smallest budget, and the trainer keeps its
+ * buffers: a later, larger budget lets it continue. */
+void fedl_trainer_request_budget(fedl_trainer *t, size_t bytes);
+
 /* --------------------------------------------------------------- planning */
 
 /* What fedl_plan_training decided. Sizes are the bytes fedl's accounted

@@ -2,7 +2,9 @@
  * trainer.c - the training loop: batch -> forward -> loss -> backward ->
  * optimiser step, with every buffer taken once at creation; and evaluation.
  */
+#include <limits.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,7 +23,8 @@ struct fedl_trainer {
     int32_t *labels; /* (micro) */
     float *dlogits;  /* (micro, classes) */
     fedl_train_stats stats;
-    char *config_text; /* canonical "key=value\n" lines, config_bytes with the NUL */
+    atomic_ullong requested_budget; /* bytes, NO_REQUEST when none is pending */
+    char *config_text;              /* canonical "key=value\n" lines, config_bytes with the NUL */
     size_t config_bytes;
     uint8_t config_sha256[FEDL_SHA256_BYTES];
 };
@@ -39,6 +42,8 @@ fedl_train_config fedl_train_config_defaults(void)
     c.lr.base_lr = 0.01f;
     return c;
 }
+
+#define NO_REQUEST ULLONG_MAX
 
 static void free_micro_buffers(fedl_trainer *t)
 {
@@ -220,6 +225,7 @@ fedl_status fedl_trainer_create(fedl_model *model, const fedl_dataset *train,
     t->data = train;
     t->config = *config;
     t->classes = (int)(outs.c * outs.h * outs.w);
+    atomic_init(&t->requested_budget, NO_REQUEST);
     st = allocate_micro_buffers(t, effective_micro(config), err);
     if (st == FEDL_OK)
         st =
@@ -269,14 +275,46 @@ static fedl_status micro_step(fedl_trainer *t, size_t first, size_t m, size_t n,
     return fedl_model_backward(t->model, t->dlogits, NULL, err);
 }
 
+void fedl_trainer_request_budget(fedl_trainer *t, size_t bytes)
+{
+    atomic_store(&t->requested_budget, (unsigned long long)bytes);
+}
+
+/* A budget asked for since the last step: re-plan, and change the
+ * micro-batch if the plan says so. */
+static fedl_status apply_requested_budget(fedl_trainer *t, fedl_error *err)
+{
+    unsigned long long bytes = atomic_exchange(&t->requested_budget, NO_REQUEST);
+    fedl_plan plan;
+    fedl_status st;
+    if (bytes == NO_REQUEST)
+        return FEDL_OK;
+    st = fedl_plan_training(t->model, t->data, &t->config, (size_t)bytes, &plan, err);
+    if (st != FEDL_OK)
+        return st;
+    if (!plan.fits)
+        return fedl_error_set(err, FEDL_ERR_NOMEM, "trainer: new memory budget: %s", plan.reason);
+    if (plan.micro_batch != t->micro)
+        fedl_log(FEDL_LOG_INFO, "trainer: new memory budget %llu bytes: micro-batch %d -> %d",
+                 bytes, t->micro, plan.micro_batch);
+    return fedl_trainer_set_micro_batch(t, plan.micro_batch, err);
+}
+
 fedl_status fedl_trainer_step(fedl_trainer *t, int *epoch_done, fedl_error *err)
 {
     double loss_sum = 0.0;
-    fedl_status st = FEDL_OK;
-    size_t n, left, micro = (size_t)t->micro;
+    fedl_status st = apply_requested_budget(t, err);
+    size_t n, left, micro;
     float lr;
 
     *epoch_done = 0;
+    if (st != FEDL_OK)
+        return st;
+    if (t->x == NULL) /* a failed re-allocation left none */
+        return fedl_error_set(err, FEDL_ERR_STATE,
+                              "trainer: no batch buffers (a micro-batch change failed): set a "
+                              "smaller micro-batch or budget");
+    micro = (size_t)t->micro;
     if (t->batcher.position == 0) { /* a new epoch: its running figures restart */
         t->stats.loss_sum = 0.0;
         t->stats.correct = 0;

@@ -176,6 +176,69 @@ static void test_micro_batched_step_allocates_nothing(void **state)
     fedl_dataset_free(&ds);
 }
 
+/* Resident set size of this process in bytes (/proc/self/statm). */
+static size_t resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, resident = 0;
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return (size_t)resident * 4096u;
+}
+
+static void test_requested_budget_shrinks_the_micro_batch_and_gives_memory_back(void **state)
+{
+    fedl_dataset ds;
+    fedl_train_config c = fedl_train_config_defaults();
+    fedl_allocator alloc;
+    fedl_model *m;
+    fedl_trainer *t;
+    fedl_error err;
+    fedl_plan plan;
+    size_t live_before, rss_before, freed;
+    int done;
+    (void)state;
+    assert_int_equal(test_make_quadrant_dataset(&ds, 1024, 3), 0);
+    fedl_allocator_init(&alloc, NULL, NULL);
+    c.batch = 512; /* activations of dense(2048) at 512: several MiB, mmap'd by malloc */
+    assert_int_equal(fedl_model_create("dense(2048) relu dense(4)", ds.shape, 2, &alloc, &m, &err),
+                     FEDL_OK);
+    assert_int_equal(fedl_trainer_create(m, &ds, &c, &alloc, &t, &err), FEDL_OK);
+    assert_int_equal(fedl_trainer_step(t, &done, &err), FEDL_OK);
+    assert_int_equal(fedl_trainer_micro_batch(t), 512);
+    live_before = fedl_allocator_stats(&alloc).live_bytes;
+    rss_before = resident_bytes();
+
+    /* a budget that allows micro-batch 64: the next step re-plans */
+    c.micro_batch = 64;
+    assert_int_equal(fedl_plan_training(m, &ds, &c, 0, &plan, &err), FEDL_OK);
+    fedl_trainer_request_budget(t, plan.total * 20 / 19 + 1);
+    assert_int_equal(fedl_trainer_step(t, &done, &err), FEDL_OK);
+    assert_int_equal(fedl_trainer_micro_batch(t), 64);
+    freed = live_before - fedl_allocator_stats(&alloc).live_bytes;
+    assert_true(freed > (4u << 20));
+    print_message("micro-batch 512 -> 64: %zu bytes freed, RSS %zu -> %zu\n", freed, rss_before,
+                  resident_bytes());
+#ifndef __SANITIZE_ADDRESS__ /* ASan keeps freed memory in quarantine */
+    assert_true(resident_bytes() + freed / 2 < rss_before); /* given back to the system */
+#endif
+
+    /* too small: the step fails cleanly, the trainer keeps going later */
+    fedl_trainer_request_budget(t, 1000);
+    assert_int_equal(fedl_trainer_step(t, &done, &err), FEDL_ERR_NOMEM);
+    assert_non_null(strstr(err.message, "even micro-batch 1 needs"));
+    assert_int_equal(fedl_trainer_micro_batch(t), 64);
+    fedl_trainer_request_budget(t, 0); /* unlimited: the whole batch again */
+    assert_int_equal(fedl_trainer_step(t, &done, &err), FEDL_OK);
+    assert_int_equal(fedl_trainer_micro_batch(t), 512);
+    fedl_trainer_destroy(t);
+    fedl_model_destroy(m);
+    fedl_dataset_free(&ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_micro_batches_give_the_same_updates),
         cmocka_unit_test(test_changing_the_micro_batch_mid_training_keeps_training_correct),
         cmocka_unit_test(test_micro_batched_step_allocates_nothing),
+        cmocka_unit_test(test_requested_budget_shrinks_the_micro_batch_and_gives_memory_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
