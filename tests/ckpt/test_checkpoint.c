@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "ckpt/internal.h"
 #include "fedl/ckpt.h"
 #include "support/test_support.h"
 
@@ -25,23 +26,6 @@
 static const fedl_shape input_shape = {1, 8, 8};
 
 /* ------------------------------------------------------------------ helpers */
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-    wr32(p, (uint32_t)v);
-    wr32(p + 4, (uint32_t)(v >> 32));
-}
 
 /* A model with deterministic parameters (not the initialiser's). */
 static fedl_model *make_model(void)
@@ -222,9 +206,9 @@ static void expect_field_error(const uint8_t *bytes, size_t length, const char *
     char expected[256], at[32];
     const char *mark = strchr(needle, '@');
     if (wide)
-        wr64(payload + field, value);
+        fedl_put_u64(payload + field, value);
     else
-        wr32(payload + field, (uint32_t)value);
+        fedl_put_u32(payload + field, (uint32_t)value);
     rebuild(bytes, length, FEDL_FILE_CHECKPOINT, name, payload, section_len, NULL, &out, &out_len);
     /* rebuilding keeps every offset: same sections, same lengths */
     snprintf(at, sizeof at, "%llu", (unsigned long long)(section_at + field));
@@ -403,7 +387,7 @@ static int file_regions(const uint8_t *bytes, size_t length, region *r, int max)
 {
     fedl_container c;
     fedl_error err;
-    size_t header_end = 32 + 48 * (size_t)rd32(bytes + 20) + 4, position = header_end;
+    size_t header_end = 32 + 48 * (size_t)fedl_get_u32(bytes + 20) + 4, position = header_end;
     int n = 0;
     assert_int_equal(fedl_container_parse(bytes, length, "base", &c, &err), FEDL_OK);
     r[n++] = (region){"header", 0, 32};
@@ -790,20 +774,20 @@ static uint8_t *legacy_v1_file(const fedl_model *m, size_t *length)
     b = calloc(1, *length);
     assert_non_null(b);
     memcpy(b, "FEDLMODL", 8);
-    wr32(b + 8, 1);
-    wr32(b + 12, 40);
-    wr32(b + 16, (uint32_t)spec_len);
-    wr32(b + 20, 1);
-    wr32(b + 24, 8);
-    wr32(b + 28, 8);
-    wr64(b + 32, count);
+    fedl_put_u32(b + 8, 1);
+    fedl_put_u32(b + 12, 40);
+    fedl_put_u32(b + 16, (uint32_t)spec_len);
+    fedl_put_u32(b + 20, 1);
+    fedl_put_u32(b + 24, 8);
+    fedl_put_u32(b + 28, 8);
+    fedl_put_u64(b + 32, count);
     memcpy(b + 40, spec, spec_len);
     for (size_t i = 0; i < count; i++) {
         uint32_t bits;
         memcpy(&bits, &params[i], 4);
-        wr32(b + 40 + spec_len + 4 * i, bits);
+        fedl_put_u32(b + 40 + spec_len + 4 * i, bits);
     }
-    wr32(b + *length - 4, fedl_crc32c(0, b, *length - 4));
+    fedl_put_u32(b + *length - 4, fedl_crc32c(0, b, *length - 4));
     return b;
 }
 

@@ -15,32 +15,11 @@
 
 #include <cmocka.h>
 
+#include "ckpt/internal.h"
 #include "fedl/ckpt.h"
 #include "support/test_support.h"
 
 /* ------------------------------------------------------------------ helpers */
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-    wr32(p, (uint32_t)v);
-    wr32(p + 4, (uint32_t)(v >> 32));
-}
 
 /* Byte offset of table entry i, and of the table CRC. */
 static size_t entry_at(int i)
@@ -50,7 +29,7 @@ static size_t entry_at(int i)
 
 static size_t table_crc_at(const uint8_t *b)
 {
-    return 32 + 48 * (size_t)rd32(b + 20);
+    return 32 + 48 * (size_t)fedl_get_u32(b + 20);
 }
 
 /* After editing a file by hand: recompute the section CRCs (if asked), the
@@ -59,18 +38,19 @@ static void reseal(uint8_t *b, size_t length, int sections_too)
 {
     size_t table_end = table_crc_at(b);
     if (sections_too)
-        for (uint32_t i = 0; i < rd32(b + 20); i++) {
+        for (uint32_t i = 0; i < fedl_get_u32(b + 20); i++) {
             uint8_t *e = b + entry_at((int)i);
-            wr32(e + 40, fedl_crc32c(0, b + rd64(e + 24), (size_t)rd64(e + 32)));
+            fedl_put_u32(e + 40,
+                         fedl_crc32c(0, b + fedl_get_u64(e + 24), (size_t)fedl_get_u64(e + 32)));
         }
-    wr32(b + table_end, fedl_crc32c(0, b, table_end));
-    wr32(b + length - 4, fedl_crc32c(0, b, length - 8));
+    fedl_put_u32(b + table_end, fedl_crc32c(0, b, table_end));
+    fedl_put_u32(b + length - 4, fedl_crc32c(0, b, length - 8));
 }
 
 static void reseal_table(uint8_t *b)
 {
     size_t table_end = table_crc_at(b);
-    wr32(b + table_end, fedl_crc32c(0, b, table_end));
+    fedl_put_u32(b + table_end, fedl_crc32c(0, b, table_end));
 }
 
 /* The sample file: "alpha" (100 borrowed bytes), "beta" (40 copied bytes),
@@ -173,7 +153,7 @@ static void test_container_round_trips_borrowed_copied_float_and_empty_sections(
     assert_non_null(s);
     assert_int_equal(s->length, sizeof floats);
     for (int i = 0; i < 7; i++) { /* little-endian on disk whatever the host */
-        uint32_t bits = rd32(fedl_container_data(&c, s) + 4 * i);
+        uint32_t bits = fedl_get_u32(fedl_container_data(&c, s) + 4 * i);
         memcpy(&floats[i], &bits, 4);
     }
     assert_memory_equal(floats, sample_floats, sizeof floats);
@@ -196,31 +176,31 @@ static void test_container_layout_is_the_documented_one(void **state)
     (void)state;
     b = sample_copy(&length);
     assert_memory_equal(b, magic, 8);
-    assert_int_equal(rd32(b + 8), 2);
-    assert_int_equal(rd32(b + 12), 32 + 48 * 4 + 4);
-    assert_int_equal(rd32(b + 16), FEDL_FILE_MODEL);
-    assert_int_equal(rd32(b + 20), 4);
-    assert_int_equal(rd64(b + 24), length);
+    assert_int_equal(fedl_get_u32(b + 8), 2);
+    assert_int_equal(fedl_get_u32(b + 12), 32 + 48 * 4 + 4);
+    assert_int_equal(fedl_get_u32(b + 16), FEDL_FILE_MODEL);
+    assert_int_equal(fedl_get_u32(b + 20), 4);
+    assert_int_equal(fedl_get_u64(b + 24), length);
     assert_memory_equal(b + 32, "alpha\0\0\0\0\0\0\0\0\0\0\0", 16);
-    assert_int_equal(rd32(b + 224), fedl_crc32c(0, b, 224)); /* table CRC */
+    assert_int_equal(fedl_get_u32(b + 224), fedl_crc32c(0, b, 224)); /* table CRC */
     previous_end = 228;
     for (int i = 0; i < 4; i++) {
         const uint8_t *e = b + entry_at(i);
-        uint64_t offset = rd64(e + 24), len = rd64(e + 32);
-        assert_int_equal(rd32(e + 20), 0);
-        assert_int_equal(rd32(e + 44), 0);
+        uint64_t offset = fedl_get_u64(e + 24), len = fedl_get_u64(e + 32);
+        assert_int_equal(fedl_get_u32(e + 20), 0);
+        assert_int_equal(fedl_get_u32(e + 44), 0);
         assert_int_equal(offset % 64, 0);
         assert_true(offset >= previous_end && offset - previous_end < 64);
         for (uint64_t k = previous_end; k < offset; k++)
             assert_int_equal(b[k], 0); /* zero padding */
-        assert_int_equal(rd32(e + 40), fedl_crc32c(0, b + offset, (size_t)len));
+        assert_int_equal(fedl_get_u32(e + 40), fedl_crc32c(0, b + offset, (size_t)len));
         previous_end = offset + len;
     }
     assert_int_equal(previous_end, length - 8);
     assert_memory_equal(b + length - 8, "FEND", 4);
     /* the trailer CRC (combined from section CRCs by the writer) is the CRC
      * of every byte before it */
-    assert_int_equal(rd32(b + length - 4), fedl_crc32c(0, b, length - 8));
+    assert_int_equal(fedl_get_u32(b + length - 4), fedl_crc32c(0, b, length - 8));
     free(b);
 }
 
@@ -245,7 +225,7 @@ static void test_container_trailer_crc_is_right_for_many_section_sizes(void **st
                          FEDL_OK);
     }
     assert_int_equal(fedl_container_to_buffer(w, NULL, &bytes, &length, &err), FEDL_OK);
-    assert_int_equal(rd32(bytes + length - 4), fedl_crc32c(0, bytes, length - 8));
+    assert_int_equal(fedl_get_u32(bytes + length - 4), fedl_crc32c(0, bytes, length - 8));
     assert_int_equal(fedl_container_parse(bytes, length, "sizes", &c, &err), FEDL_OK);
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         assert_int_equal(c.sections[i].length, sizes[i]);
@@ -368,46 +348,46 @@ static void test_container_reader_header_checks(void **state)
            "FEDL\r\n\n",
            8);
 
-    wr32(b + 8, 3);
+    fedl_put_u32(b + 8, 3);
     expect_reject(b, length, "format version 3 at byte 8 is not supported");
-    wr32(b + 8, 1);
+    fedl_put_u32(b + 8, 1);
     expect_reject(b, length, "format version 1 at byte 8");
-    wr32(b + 8, 2);
+    fedl_put_u32(b + 8, 2);
 
-    wr32(b + 12, 232);
+    fedl_put_u32(b + 12, 232);
     expect_reject(b, length, "header length 232 at byte 12 does not match 4 sections");
-    wr32(b + 12, 32 + 48 * 4 + 4);
+    fedl_put_u32(b + 12, 32 + 48 * 4 + 4);
 
-    wr32(b + 20, 0);
-    wr32(b + 12, 36);
+    fedl_put_u32(b + 20, 0);
+    fedl_put_u32(b + 12, 36);
     expect_reject(b, length, "section count 0 at byte 20 is out of range (1..32)");
-    wr32(b + 20, 33);
-    wr32(b + 12, 32 + 48 * 33 + 4);
+    fedl_put_u32(b + 20, 33);
+    fedl_put_u32(b + 12, 32 + 48 * 33 + 4);
     expect_reject(b, length, "section count 33 at byte 20 is out of range");
-    wr32(b + 20, 0xffffffffu); /* 32 + 48N + 4 would overflow 32 bits */
-    wr32(b + 12, (uint32_t)(32 + 48 * (uint64_t)0xffffffffu + 4));
+    fedl_put_u32(b + 20, 0xffffffffu); /* 32 + 48N + 4 would overflow 32 bits */
+    fedl_put_u32(b + 12, (uint32_t)(32 + 48 * (uint64_t)0xffffffffu + 4));
     expect_reject(b, length, "header length");
-    wr32(b + 20, 4);
-    wr32(b + 12, 32 + 48 * 4 + 4);
+    fedl_put_u32(b + 20, 4);
+    fedl_put_u32(b + 12, 32 + 48 * 4 + 4);
 
     {
         char needle[128];
         snprintf(needle, sizeof needle, "truncated: header says %zu bytes, file has %zu", length,
                  length - 1);
         expect_reject(b, length - 1, needle);
-        wr64(b + 24, (uint64_t)length - 64);
+        fedl_put_u64(b + 24, (uint64_t)length - 64);
         snprintf(needle, sizeof needle, "header says %zu bytes, file has %zu (64 bytes appended",
                  length - 64, length);
         expect_reject(b, length, needle);
-        wr64(b + 24, UINT64_MAX);
+        fedl_put_u64(b + 24, UINT64_MAX);
         expect_reject(b, length, "truncated: header says 18446744073709551615 bytes");
-        wr64(b + 24, length);
+        fedl_put_u64(b + 24, length);
     }
     /* a file too small for its own table (the stored length agrees) */
     {
         uint8_t small[256];
         memcpy(small, b, 232);
-        wr64(small + 24, 240);
+        fedl_put_u64(small + 24, 240);
         expect_reject(small, 240, "cannot hold the header and table of 4 sections");
     }
 
@@ -429,9 +409,9 @@ static void expect_entry_reject(int entry, size_t field, uint64_t value, int wid
     size_t length;
     uint8_t *b = sample_copy(&length);
     if (wide)
-        wr64(b + entry_at(entry) + field, value);
+        fedl_put_u64(b + entry_at(entry) + field, value);
     else
-        wr32(b + entry_at(entry) + field, (uint32_t)value);
+        fedl_put_u32(b + entry_at(entry) + field, (uint32_t)value);
     reseal(b, length, 0);
     expect_reject(b, length, needle);
     free(b);
@@ -444,8 +424,8 @@ static void test_container_reader_table_checks(void **state)
     uint64_t alpha_offset, beta_offset;
     (void)state;
     b = sample_copy(&length);
-    alpha_offset = rd64(b + entry_at(0) + 24);
-    beta_offset = rd64(b + entry_at(1) + 24);
+    alpha_offset = fedl_get_u64(b + entry_at(0) + 24);
+    beta_offset = fedl_get_u64(b + entry_at(1) + 24);
     free(b);
 
     /* names */
@@ -480,8 +460,8 @@ static void test_container_reader_table_checks(void **state)
 
     /* unknown section kinds and file kinds are not errors */
     b = sample_copy(&length);
-    wr32(b + entry_at(0) + 16, 0xdeadbeef);
-    wr32(b + 16, 99);
+    fedl_put_u32(b + entry_at(0) + 16, 0xdeadbeef);
+    fedl_put_u32(b + 16, 99);
     reseal(b, length, 0);
     {
         fedl_container c;
@@ -497,7 +477,7 @@ static void test_container_reader_trailer_and_section_checks(void **state)
 {
     size_t length;
     uint8_t *b = sample_copy(&length);
-    uint64_t beta_offset = rd64(b + entry_at(1) + 24);
+    uint64_t beta_offset = fedl_get_u64(b + entry_at(1) + 24);
     char needle[160];
     (void)state;
 
@@ -536,7 +516,7 @@ static void test_container_reader_trailer_and_section_checks(void **state)
     assert_int_equal(fedl_container_parse(b, length, "ok", &(fedl_container){0}, NULL), FEDL_OK);
 
     /* a section's stored CRC wrong in a resealed table */
-    wr32(b + entry_at(2) + 40, rd32(b + entry_at(2) + 40) ^ 1);
+    fedl_put_u32(b + entry_at(2) + 40, fedl_get_u32(b + entry_at(2) + 40) ^ 1);
     reseal_table(b);
     expect_reject(b, length, "section 'floats'");
     free(b);
