@@ -57,13 +57,14 @@ static void print_plan(const fedl_plan *p)
 {
     char a[32], b[32];
     printf("per category (bytes the allocator hands out):\n");
-    print_bytes("parameters", p->params, "");
-    print_bytes("gradients", p->grads, "");
-    print_bytes("optimiser state", p->optimizer, "");
-    print_bytes("shuffle order", p->order, "");
-    print_bytes("activations + workspace", p->activations, "grows with the micro-batch");
-    print_bytes("batch buffers", p->batch_buffers, "grows with the micro-batch");
-    print_bytes("total", p->total, "");
+    print_bytes("parameters", p->params, "the model's");
+    print_bytes("gradients", p->grads, "the model's");
+    print_bytes("optimiser state", p->optimizer, "arena");
+    print_bytes("shuffle order", p->order, "arena");
+    print_bytes("activations + workspace", p->activations, "arena, grows with the micro-batch");
+    print_bytes("batch buffers", p->batch_buffers, "arena, grows with the micro-batch");
+    print_bytes("session arena", p->arena, "one block, all of the above marked arena");
+    print_bytes("total", p->total, "parameters + gradients + arena + 63 alignment");
     print_bytes("data set (not budgeted)", p->dataset, "held by the data source");
     if (p->budget > 0)
         printf("budget %s, margin %s (5%%)\n", fedl_budget_format_bytes(p->budget, a, sizeof a),

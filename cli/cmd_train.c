@@ -593,8 +593,7 @@ int cmd_train(int argc, char **argv)
         /* The epoch's last step is checkpointed before the evaluation, so a
          * crash during it loses nothing. */
         checkpoint_if_due(&ckpt, trainer, model, 1);
-        if (fedl_evaluate(model, &test, fedl_trainer_micro_batch(trainer), NULL, &result, NULL,
-                          &err) != FEDL_OK) {
+        if (fedl_trainer_evaluate(trainer, &test, &result, NULL, &err) != FEDL_OK) {
             rc = fail("evaluation", &err);
             goto done;
         }
@@ -610,8 +609,7 @@ int cmd_train(int argc, char **argv)
     }
     if (last_accuracy < 0.0) { /* resumed after the last epoch: nothing left to train */
         fedl_eval_result result;
-        if (fedl_evaluate(model, &test, fedl_trainer_micro_batch(trainer), NULL, &result, NULL,
-                          &err) != FEDL_OK) {
+        if (fedl_trainer_evaluate(trainer, &test, &result, NULL, &err) != FEDL_OK) {
             rc = fail("evaluation", &err);
             goto done;
         }

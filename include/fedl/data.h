@@ -97,12 +97,12 @@ void fedl_dataset_gather(const fedl_dataset *ds, const uint32_t *indices, size_t
 typedef struct fedl_batcher {
     const fedl_dataset *ds;
     uint64_t seed;
-    int shuffle;     /* 0 = dataset order */
-    uint64_t epoch;  /* current epoch */
-    size_t position; /* next index into order */
-    uint32_t *order; /* (count), a permutation for this epoch */
-    fedl_allocator *alloc;
-    size_t count; /* samples in order: ds->count at init */
+    int shuffle;           /* 0 = dataset order */
+    uint64_t epoch;        /* current epoch */
+    size_t position;       /* next index into order */
+    uint32_t *order;       /* (count), a permutation for this epoch */
+    fedl_allocator *alloc; /* order's allocator; NULL when the order is lent */
+    size_t count;          /* samples in order: ds->count at init */
 } fedl_batcher;
 
 /* Start at epoch 0, position 0. The batcher reads ds (which must outlive it
@@ -110,6 +110,11 @@ typedef struct fedl_batcher {
  * dataset may hold at most UINT32_MAX samples. */
 fedl_status fedl_batcher_init(fedl_batcher *b, const fedl_dataset *ds, uint64_t seed, int shuffle,
                               fedl_allocator *alloc, fedl_error *err);
+/* The same with the order in caller-owned memory of ds->count uint32 (the
+ * caller may move it and set b->order to the copy; the content is only a
+ * cache of (seed, epoch)). */
+fedl_status fedl_batcher_init_in(fedl_batcher *b, const fedl_dataset *ds, uint64_t seed,
+                                 int shuffle, uint32_t *order, fedl_error *err);
 void fedl_batcher_free(fedl_batcher *b);
 /* Move to (epoch, position): the order is recomputed from (seed, epoch), so
  * (epoch, position) saved in a checkpoint restores the exact stream of

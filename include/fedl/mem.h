@@ -81,14 +81,23 @@ void fedl_allocator_reset_peak(fedl_allocator *a);
 
 /* --------------------------------------------------------------------- arena */
 
-/* A bump allocator over one block taken from an allocator. */
+/* A bump allocator over one block taken from an allocator. The block can
+ * be resized in place of a rebuild (fedl_arena_resize), which is how a
+ * training session gives memory back or takes more when its plan changes:
+ * what was handed out before the resize keeps its offset from base, but
+ * base itself may move. */
 typedef struct fedl_arena {
     fedl_allocator *alloc;
-    unsigned char *base; /* block start (64-byte aligned) */
-    size_t capacity;     /* bytes */
+    unsigned char *base; /* first usable byte, 64-byte aligned (NULL when empty) */
+    size_t capacity;     /* usable bytes from base */
     size_t used;         /* bytes handed out, including alignment padding */
     size_t high_water;   /* maximum of used */
+    void *block;         /* the allocation base lies in: capacity + 63 bytes */
 } fedl_arena;
+
+/* Bytes an arena of capacity bytes takes from its allocator: the capacity
+ * and up to 63 bytes to align base. */
+#define FEDL_ARENA_SLACK 63
 
 /* Reserve capacity bytes. On failure the arena is left empty. */
 fedl_status fedl_arena_init(fedl_arena *arena, fedl_allocator *alloc, size_t capacity,
@@ -98,6 +107,15 @@ fedl_status fedl_arena_init(fedl_arena *arena, fedl_allocator *alloc, size_t cap
 void *fedl_arena_push(fedl_arena *arena, size_t size, size_t alignment);
 /* Release everything handed out (the block stays reserved). */
 void fedl_arena_reset(fedl_arena *arena);
+/* Release what was handed out after the first mark bytes (mark <= used). */
+void fedl_arena_truncate(fedl_arena *arena, size_t mark);
+/* Change the capacity to capacity bytes (>= used), through the allocator's
+ * resize: a smaller block returns memory to the system, a larger one may
+ * move. The first used bytes keep their content and their offset from
+ * base; pointers into the old block must be recomputed from base. On
+ * failure (FEDL_ERR_NOMEM, or FEDL_ERR_INVALID_ARG below used) the arena
+ * is unchanged. */
+fedl_status fedl_arena_resize(fedl_arena *arena, size_t capacity, fedl_error *err);
 void fedl_arena_destroy(fedl_arena *arena);
 
 /* Parse a byte size such as "48M", "1G", "512k", "4096" (binary units). */

@@ -134,11 +134,24 @@ fedl_status fedl_model_reserve(fedl_model *model, int max_batch, fedl_error *err
 /* The max_batch of the current reservation (0 = none). */
 int fedl_model_reserved_batch(const fedl_model *model);
 /* Bytes held for activations and workspace at the current reservation, as
- * the accounted allocator counts them (alignment headers included). */
+ * the accounted allocator counts them (alignment headers included); for
+ * bound memory, fedl_model_workspace_bytes of its batch. */
 size_t fedl_model_reserved_bytes(const fedl_model *model);
 /* Bytes a reservation of max_batch would take from the allocator, exactly
  * (for planning; no allocation). */
 size_t fedl_model_activation_bytes(const fedl_model *model, int max_batch);
+
+/* Memory a caller lends instead of a reservation (a training session's
+ * arena): the bytes fedl_model_bind_workspace needs for max_batch, a
+ * multiple of 64 (the per-layer pointer tables, then the activations,
+ * side buffers, input gradients and workspace). */
+size_t fedl_model_workspace_bytes(const fedl_model *model, int max_batch);
+/* Use memory (64-byte aligned, at least fedl_model_workspace_bytes(max_batch)
+ * bytes) for batches of up to max_batch samples, in place of a reservation
+ * (any reservation is freed). The model never frees it; the caller keeps
+ * it alive until the next bind, reserve or destroy. max_batch 0 unbinds. */
+fedl_status fedl_model_bind_workspace(fedl_model *model, int max_batch, void *memory, size_t bytes,
+                                      fedl_error *err);
 
 size_t fedl_model_param_count(const fedl_model *model);
 float *fedl_model_params(fedl_model *model); /* (param_count) */
@@ -224,6 +237,16 @@ const char *fedl_optim_kind_name(fedl_optim_kind kind);
 
 fedl_status fedl_optim_create(const fedl_optim_config *config, size_t param_count,
                               fedl_allocator *alloc, fedl_optim **out, fedl_error *err);
+/* Floats of state the optimiser keeps for param_count parameters: SGD with
+ * momentum param_count, Adam and AdamW 2 x param_count, plain SGD 0. */
+size_t fedl_optim_state_floats(const fedl_optim_config *config, size_t param_count);
+/* Like fedl_optim_create, with the state in caller-owned memory of
+ * fedl_optim_state_floats floats (zeroed, 64-byte aligned; NULL when that
+ * is 0), which the optimiser never frees. */
+fedl_status fedl_optim_create_in(const fedl_optim_config *config, size_t param_count, float *state,
+                                 fedl_allocator *alloc, fedl_optim **out, fedl_error *err);
+/* The caller moved the lent state to state, content included. */
+void fedl_optim_move_state(fedl_optim *optim, float *state);
 void fedl_optim_destroy(fedl_optim *optim);
 /* One update of params from grads (both (param_count)) with learning rate lr. */
 void fedl_optim_step(fedl_optim *optim, float *params, const float *grads, float lr);

@@ -69,6 +69,9 @@ fedl_train_stats fedl_trainer_stats(const fedl_trainer *t);
 
 /* Samples per forward/backward now in use. */
 int fedl_trainer_micro_batch(const fedl_trainer *t);
+/* The session's arena (read-only): capacity is the plan's `arena` for the
+ * micro-batch in use, and all of it is handed out. */
+const fedl_arena *fedl_trainer_arena(const fedl_trainer *t);
 /* Change it between steps (values above the batch mean the batch): the
  * batch buffers and the model's activations are released and taken again
  * for the new size, so a smaller micro-batch gives memory back. The
@@ -90,11 +93,17 @@ void fedl_trainer_request_budget(fedl_trainer *t, size_t bytes);
 /* --------------------------------------------------------------- planning */
 
 /* What fedl_plan_training decided. Sizes are the bytes fedl's accounted
- * allocator hands out (alignment headers included). The budget covers that
- * heap; the process's own code, libc, stacks and BLAS buffers come on top
- * (FEDL_PLAN_PROCESS_OVERHEAD), so peak RSS stays under budget + overhead +
- * the data set. A budget detected from the system (--memory auto) has the
- * overhead taken off first. */
+ * allocator hands out. Everything a training session allocates for its
+ * optimiser state, shuffle order, activations and batch buffers comes from
+ * one arena of exactly `arena` bytes (taken from the allocator with
+ * FEDL_ARENA_SLACK bytes more for alignment); the model's parameters and
+ * gradients are the model's own allocations (alignment headers included).
+ * The session's few small objects (the trainer, the optimiser object, the
+ * configuration text: a few KiB) fall inside the margin. The budget covers
+ * that heap; the process's own code, libc, stacks and BLAS buffers come on
+ * top (FEDL_PLAN_PROCESS_OVERHEAD), so peak RSS stays under budget +
+ * overhead + the data set. A budget detected from the system (--memory
+ * auto) has the overhead taken off first. */
 #define FEDL_PLAN_PROCESS_OVERHEAD (8u << 20) /* bytes */
 typedef struct fedl_plan {
     int batch;              /* effective batch (optimiser step) */
@@ -102,21 +111,22 @@ typedef struct fedl_plan {
     size_t budget;          /* bytes given (0 = unlimited) */
     size_t margin;          /* bytes kept free: 5% of the budget (allocator, libc slack) */
     size_t dataset;         /* samples and labels in memory: reported, not budgeted */
-    size_t params;          /* parameters */
-    size_t grads;           /* gradients */
-    size_t optimizer;       /* optimiser moments */
-    size_t order;           /* the batcher's shuffle order */
-    size_t activations;     /* layer outputs, saved side buffers, workspace at micro_batch */
-    size_t batch_buffers;   /* inputs, labels and logit gradients at micro_batch */
+    size_t params;          /* parameters (the model's) */
+    size_t grads;           /* gradients (the model's) */
+    size_t optimizer;       /* optimiser moments (arena) */
+    size_t order;           /* the batcher's shuffle order (arena) */
+    size_t activations;     /* layer outputs, side buffers, workspace at micro_batch (arena) */
+    size_t batch_buffers;   /* inputs, labels, indices, logit gradients at micro_batch (arena) */
+    size_t arena;           /* optimizer + order + activations + batch_buffers */
     size_t fixed;           /* params + grads + optimizer + order */
-    size_t total;           /* fixed + activations + batch_buffers */
+    size_t total;           /* params + grads + arena + FEDL_ARENA_SLACK */
     size_t smallest_budget; /* the budget micro-batch 1 needs */
     int fits;               /* 0: not even micro-batch 1 fits */
     char reason[256];       /* why this micro-batch, in a sentence */
 } fedl_plan;
 
-/* Bytes that depend on the micro-batch m: the model's reservation for m and
- * the trainer's batch buffers for m, exactly as they will be allocated. */
+/* Bytes that depend on the micro-batch m: the arena's micro-batch part
+ * (the model's workspace and the batch buffers for m), exactly as laid out. */
 size_t fedl_plan_micro_bytes(const fedl_model *model, const fedl_dataset *data, int m);
 
 /* Choose the largest micro-batch (at most config->batch) whose total fits
@@ -162,6 +172,11 @@ typedef struct fedl_eval_result {
 fedl_status fedl_evaluate(fedl_model *model, const fedl_dataset *ds, int batch,
                           fedl_allocator *alloc, fedl_eval_result *result, uint64_t *confusion,
                           fedl_error *err);
+/* Evaluate the trainer's model on ds with the trainer's own buffers, at its
+ * micro-batch: nothing is allocated, so evaluation stays inside the plan.
+ * ds must have the training data's sample shape. */
+fedl_status fedl_trainer_evaluate(fedl_trainer *t, const fedl_dataset *ds, fedl_eval_result *result,
+                                  uint64_t *confusion, fedl_error *err);
 
 #ifdef __cplusplus
 }

@@ -55,8 +55,10 @@ static int count_exceeds_u32(size_t n)
 #endif
 }
 
-fedl_status fedl_batcher_init(fedl_batcher *b, const fedl_dataset *ds, uint64_t seed, int shuffle,
-                              fedl_allocator *alloc, fedl_error *err)
+/* Start a batcher over ds whose order is lent (lend 1: order, the caller's)
+ * or allocated from alloc. */
+static fedl_status init(fedl_batcher *b, const fedl_dataset *ds, uint64_t seed, int shuffle,
+                        uint32_t *lent, int lend, fedl_allocator *alloc, fedl_error *err)
 {
     if (b == NULL)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "fedl_batcher_init: b is NULL");
@@ -68,9 +70,14 @@ fedl_status fedl_batcher_init(fedl_batcher *b, const fedl_dataset *ds, uint64_t 
                               "fedl_batcher_init: dataset has %zu samples, more than the %lu "
                               "a batcher can order",
                               ds->count, (unsigned long)UINT32_MAX);
-    if (alloc == NULL)
+    if (lend && ds->count > 0 && lent == NULL)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "fedl_batcher_init: no memory lent for the order");
+    if (alloc == NULL && !lend)
         alloc = fedl_allocator_default();
-    if (ds->count > 0) {
+    if (lend) {
+        b->order = ds->count > 0 ? lent : NULL;
+    } else if (ds->count > 0) {
         b->order = fedl_mem_realloc(alloc, NULL, 0, ds->count * sizeof(uint32_t)); /* (count) */
         if (b->order == NULL)
             return fedl_error_set(err, FEDL_ERR_NOMEM,
@@ -80,7 +87,7 @@ fedl_status fedl_batcher_init(fedl_batcher *b, const fedl_dataset *ds, uint64_t 
     b->ds = ds;
     b->seed = seed;
     b->shuffle = shuffle != 0;
-    b->alloc = alloc;
+    b->alloc = lend ? NULL : alloc;
     b->count = ds->count;
     b->epoch = 0;
     b->position = 0;
@@ -88,11 +95,24 @@ fedl_status fedl_batcher_init(fedl_batcher *b, const fedl_dataset *ds, uint64_t 
     return FEDL_OK;
 }
 
+fedl_status fedl_batcher_init(fedl_batcher *b, const fedl_dataset *ds, uint64_t seed, int shuffle,
+                              fedl_allocator *alloc, fedl_error *err)
+{
+    return init(b, ds, seed, shuffle, NULL, 0, alloc, err);
+}
+
+fedl_status fedl_batcher_init_in(fedl_batcher *b, const fedl_dataset *ds, uint64_t seed,
+                                 int shuffle, uint32_t *order, fedl_error *err)
+{
+    return init(b, ds, seed, shuffle, order, 1, NULL, err);
+}
+
 void fedl_batcher_free(fedl_batcher *b)
 {
     if (b == NULL)
         return;
-    fedl_mem_free(b->alloc, b->order, b->count * sizeof(uint32_t));
+    if (b->alloc != NULL)
+        fedl_mem_free(b->alloc, b->order, b->count * sizeof(uint32_t));
     memset(b, 0, sizeof *b);
 }
 

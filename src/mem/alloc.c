@@ -4,18 +4,40 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "fedl/mem.h"
 
+/* Bytes given back at once past which glibc is asked to return free heap
+ * pages to the system: free() alone only trims the top of the heap, so a
+ * block freed or shrunk in the middle would stay in the process's RSS. */
+#define TRIM_THRESHOLD ((size_t)1 << 20)
+
+static void give_back(size_t released)
+{
+#ifdef __GLIBC__
+    if (released >= TRIM_THRESHOLD)
+        malloc_trim(0);
+#else
+    (void)released;
+#endif
+}
+
 void *fedl_alloc_malloc(void *ud, void *ptr, size_t old_size, size_t new_size)
 {
+    void *result;
     (void)ud;
-    (void)old_size;
     if (new_size == 0) {
         free(ptr);
+        give_back(old_size);
         return NULL;
     }
-    return realloc(ptr, new_size);
+    result = realloc(ptr, new_size);
+    if (result != NULL && ptr != NULL && new_size < old_size)
+        give_back(old_size - new_size);
+    return result;
 }
 
 void fedl_allocator_init(fedl_allocator *a, fedl_alloc_fn fn, void *ud)

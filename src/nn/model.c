@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +43,9 @@ struct fedl_model {
     float *params; /* (param_count) */
     float *grads;  /* (param_count) */
 
-    /* reservation, all inside block */
+    /* reservation, all inside block (owned unless bound by the caller) */
     int max_batch;
+    int block_owned;
     size_t block_floats;
     float *block;
     float **acts;          /* (layer_count) -> (max_batch, out_size) */
@@ -621,9 +623,12 @@ fedl_status fedl_spec_param_count(const char *spec, fedl_shape input, fedl_alloc
 
 static void release_reservation(fedl_model *m)
 {
-    fedl_mem_free_aligned(m->alloc, m->block);
-    fedl_mem_free(m->alloc, m->acts, (size_t)m->layer_count * sizeof *m->acts);
-    fedl_mem_free(m->alloc, m->aux, (size_t)m->layer_count * sizeof *m->aux);
+    if (m->block_owned) {
+        fedl_mem_free_aligned(m->alloc, m->block);
+        fedl_mem_free(m->alloc, m->acts, (size_t)m->layer_count * sizeof *m->acts);
+        fedl_mem_free(m->alloc, m->aux, (size_t)m->layer_count * sizeof *m->aux);
+    }
+    m->block_owned = 0;
     m->block = NULL;
     m->acts = NULL;
     m->aux = NULL;
@@ -714,31 +719,33 @@ int fedl_model_reserved_batch(const fedl_model *m)
     return m->max_batch;
 }
 
+/* Bytes of the two per-layer pointer tables when lent, rounded to 64. */
+static size_t tables_bytes(const fedl_model *m)
+{
+    return round_floats(2 * (size_t)m->layer_count * sizeof(void *) / sizeof(float)) *
+           sizeof(float);
+}
+
+size_t fedl_model_workspace_bytes(const fedl_model *m, int max_batch)
+{
+    if (max_batch <= 0)
+        return 0;
+    return tables_bytes(m) + reservation_floats(m, max_batch, NULL) * sizeof(float);
+}
+
 size_t fedl_model_reserved_bytes(const fedl_model *m)
 {
     if (m->block == NULL)
         return 0;
+    if (!m->block_owned)
+        return fedl_model_workspace_bytes(m, m->max_batch);
     return reservation_bytes(m, m->block_floats);
 }
 
-fedl_status fedl_model_reserve(fedl_model *m, int max_batch, fedl_error *err)
+/* Point the per-layer buffers into block, laid out for max_batch. */
+static void carve_block(fedl_model *m, int max_batch, size_t floats, size_t workspace)
 {
-    size_t workspace = 0, floats, cursor = 0, widest = m->layers[0].in_size;
-    if (max_batch < 0 || max_batch > (1 << 24))
-        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "model: batch %d out of range", max_batch);
-    release_reservation(m);
-    if (max_batch == 0)
-        return FEDL_OK;
-    floats = reservation_floats(m, max_batch, &workspace);
-    m->block = fedl_mem_alloc_aligned(m->alloc, floats * sizeof(float), 64);
-    m->acts = fedl_mem_alloc(m->alloc, (size_t)m->layer_count * sizeof *m->acts);
-    m->aux = fedl_mem_alloc(m->alloc, (size_t)m->layer_count * sizeof *m->aux);
-    if (m->block == NULL || m->acts == NULL || m->aux == NULL) {
-        release_reservation(m);
-        return fedl_error_set(err, FEDL_ERR_NOMEM,
-                              "model: cannot reserve %zu bytes of activations for batch %d",
-                              floats * sizeof(float), max_batch);
-    }
+    size_t cursor = 0, widest = m->layers[0].in_size;
     m->block_floats = floats;
     for (int i = 0; i < m->layer_count; i++) {
         const fedl_layer *l = &m->layers[i];
@@ -756,8 +763,60 @@ fedl_status fedl_model_reserve(fedl_model *m, int max_batch, fedl_error *err)
     m->workspace = m->block + cursor;
     m->workspace_floats = workspace;
     m->max_batch = max_batch;
+}
+
+static int batch_in_range(int max_batch)
+{
+    return max_batch >= 0 && max_batch <= (1 << 24);
+}
+
+fedl_status fedl_model_reserve(fedl_model *m, int max_batch, fedl_error *err)
+{
+    size_t workspace = 0, floats;
+    if (!batch_in_range(max_batch))
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "model: batch %d out of range", max_batch);
+    release_reservation(m);
+    if (max_batch == 0)
+        return FEDL_OK;
+    floats = reservation_floats(m, max_batch, &workspace);
+    m->block = fedl_mem_alloc_aligned(m->alloc, floats * sizeof(float), 64);
+    m->acts = fedl_mem_alloc(m->alloc, (size_t)m->layer_count * sizeof *m->acts);
+    m->aux = fedl_mem_alloc(m->alloc, (size_t)m->layer_count * sizeof *m->aux);
+    m->block_owned = 1;
+    if (m->block == NULL || m->acts == NULL || m->aux == NULL) {
+        release_reservation(m);
+        return fedl_error_set(err, FEDL_ERR_NOMEM,
+                              "model: cannot reserve %zu bytes of activations for batch %d",
+                              floats * sizeof(float), max_batch);
+    }
+    carve_block(m, max_batch, floats, workspace);
     fedl_log(FEDL_LOG_DEBUG, "model: reserved %zu bytes for batch %d (workspace %zu bytes)",
              fedl_model_reserved_bytes(m), max_batch, workspace * sizeof(float));
+    return FEDL_OK;
+}
+
+fedl_status fedl_model_bind_workspace(fedl_model *m, int max_batch, void *memory, size_t bytes,
+                                      fedl_error *err)
+{
+    size_t workspace = 0, floats, need;
+    if (!batch_in_range(max_batch))
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "model: batch %d out of range", max_batch);
+    if (max_batch == 0) {
+        release_reservation(m);
+        return FEDL_OK;
+    }
+    need = fedl_model_workspace_bytes(m, max_batch);
+    if (memory == NULL || ((uintptr_t)memory & 63) != 0 || bytes < need)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "model: workspace for batch %d needs %zu bytes, 64-byte aligned "
+                              "(given %zu at %p)",
+                              max_batch, need, bytes, memory);
+    release_reservation(m);
+    floats = reservation_floats(m, max_batch, &workspace);
+    m->acts = memory;
+    m->aux = (void **)(m->acts + m->layer_count);
+    m->block = (float *)((unsigned char *)memory + tables_bytes(m));
+    carve_block(m, max_batch, floats, workspace);
     return FEDL_OK;
 }
 

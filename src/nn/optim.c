@@ -15,6 +15,7 @@ struct fedl_optim {
     uint64_t steps;
     size_t state_count; /* floats */
     float *state;       /* SGD: momentum (n); Adam: m (n) then v (n) */
+    int state_owned;    /* 0: lent by the caller (fedl_optim_create_in) */
 };
 
 fedl_optim_config fedl_optim_defaults(fedl_optim_kind kind)
@@ -47,12 +48,8 @@ const char *fedl_optim_kind_name(fedl_optim_kind kind)
     return (unsigned)kind < 3 ? optim_names[kind] : "unknown";
 }
 
-fedl_status fedl_optim_create(const fedl_optim_config *config, size_t param_count,
-                              fedl_allocator *alloc, fedl_optim **out, fedl_error *err)
+static fedl_status check_config(const fedl_optim_config *config, fedl_error *err)
 {
-    fedl_optim *o;
-    size_t state_count = 0;
-    *out = NULL;
     if ((unsigned)config->kind > FEDL_OPTIM_ADAMW)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "optimiser: unknown kind %d",
                               (int)config->kind);
@@ -65,7 +62,6 @@ fedl_status fedl_optim_create(const fedl_optim_config *config, size_t param_coun
             return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                                   "optimiser: Nesterov momentum needs momentum > 0 and no "
                                   "dampening");
-        state_count = config->momentum > 0.0f ? param_count : 0;
     } else {
         if (!(config->beta1 >= 0.0f && config->beta1 < 1.0f && config->beta2 >= 0.0f &&
               config->beta2 < 1.0f))
@@ -74,11 +70,34 @@ fedl_status fedl_optim_create(const fedl_optim_config *config, size_t param_coun
                                   (double)config->beta2);
         if (!(config->eps > 0.0f))
             return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "optimiser: eps must be positive");
-        state_count = 2 * param_count;
     }
     if (config->weight_decay < 0.0f)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "optimiser: weight decay %g < 0",
                               (double)config->weight_decay);
+    return FEDL_OK;
+}
+
+size_t fedl_optim_state_floats(const fedl_optim_config *config, size_t param_count)
+{
+    if (config->kind == FEDL_OPTIM_SGD)
+        return config->momentum > 0.0f ? param_count : 0;
+    return 2 * param_count;
+}
+
+/* The optimiser object; state is lent (state_owned 0) or allocated here. */
+static fedl_status create(const fedl_optim_config *config, size_t param_count, float *lent,
+                          int lend, fedl_allocator *alloc, fedl_optim **out, fedl_error *err)
+{
+    fedl_optim *o;
+    size_t state_count;
+    fedl_status st = check_config(config, err);
+    *out = NULL;
+    if (st != FEDL_OK)
+        return st;
+    state_count = fedl_optim_state_floats(config, param_count);
+    if (lend && state_count > 0 && lent == NULL)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "optimiser: no memory lent for %zu floats of state", state_count);
     if (alloc == NULL)
         alloc = fedl_allocator_default();
     o = fedl_mem_alloc(alloc, sizeof *o);
@@ -88,7 +107,10 @@ fedl_status fedl_optim_create(const fedl_optim_config *config, size_t param_coun
     o->config = *config;
     o->param_count = param_count;
     o->state_count = state_count;
-    if (state_count > 0) {
+    o->state_owned = !lend;
+    if (lend) {
+        o->state = state_count > 0 ? lent : NULL;
+    } else if (state_count > 0) {
         o->state = fedl_mem_alloc_aligned(alloc, state_count * sizeof(float), 64);
         if (o->state == NULL) {
             fedl_mem_free(alloc, o, sizeof *o);
@@ -101,11 +123,30 @@ fedl_status fedl_optim_create(const fedl_optim_config *config, size_t param_coun
     return FEDL_OK;
 }
 
+fedl_status fedl_optim_create(const fedl_optim_config *config, size_t param_count,
+                              fedl_allocator *alloc, fedl_optim **out, fedl_error *err)
+{
+    return create(config, param_count, NULL, 0, alloc, out, err);
+}
+
+fedl_status fedl_optim_create_in(const fedl_optim_config *config, size_t param_count, float *state,
+                                 fedl_allocator *alloc, fedl_optim **out, fedl_error *err)
+{
+    return create(config, param_count, state, 1, alloc, out, err);
+}
+
+void fedl_optim_move_state(fedl_optim *o, float *state)
+{
+    if (!o->state_owned && o->state_count > 0)
+        o->state = state;
+}
+
 void fedl_optim_destroy(fedl_optim *o)
 {
     if (o == NULL)
         return;
-    fedl_mem_free_aligned(o->alloc, o->state);
+    if (o->state_owned)
+        fedl_mem_free_aligned(o->alloc, o->state);
     fedl_mem_free(o->alloc, o, sizeof *o);
 }
 

@@ -3,72 +3,58 @@
  * category for a model, a data set and a configuration, and the largest
  * micro-batch that fits a budget.
  *
- * Sizes are what fedl's accounted allocator hands out, so a test can check
- * them against the allocator's live bytes. An aligned allocation costs its
- * size plus two size_t of header plus the alignment (fedl_mem_alloc_aligned).
+ * The session's buffers are laid out in one arena (session_layout.h, the
+ * same code the trainer carves the arena with); the model's parameters and
+ * gradients are aligned allocations of the model, which cost their size
+ * plus two size_t of header plus the alignment (fedl_mem_alloc_aligned).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "fedl/train.h"
+#include "train/session_layout.h"
 
 static size_t aligned_cost(size_t bytes)
 {
     return bytes + 2 * sizeof(size_t) + 64;
 }
 
-static size_t classes_of(const fedl_model *model)
-{
-    fedl_shape out = fedl_model_output_shape(model);
-    return (size_t)out.c * (size_t)out.h * (size_t)out.w;
-}
-
 size_t fedl_plan_micro_bytes(const fedl_model *model, const fedl_dataset *data, int m)
 {
-    size_t micro = (size_t)m;
+    fedl_session_layout l;
+    fedl_optim_config none = fedl_optim_defaults(FEDL_OPTIM_SGD);
     if (m <= 0)
         return 0;
-    return fedl_model_activation_bytes(model, m) +
-           aligned_cost(micro * data->sample_bytes * sizeof(float))   /* x (micro, C, H, W) */
-           + micro * sizeof(int32_t)                                  /* labels (micro) */
-           + aligned_cost(micro * classes_of(model) * sizeof(float)); /* dlogits (micro, K) */
-}
-
-/* Moments the optimiser keeps (see optim.c): SGD with momentum one array,
- * Adam and AdamW two, plain SGD none. */
-static size_t optimizer_bytes(const fedl_train_config *c, size_t params)
-{
-    size_t floats = 0;
-    if (c->optim.kind == FEDL_OPTIM_SGD)
-        floats = c->optim.momentum > 0.0f ? params : 0;
-    else
-        floats = 2 * params;
-    return floats > 0 ? aligned_cost(floats * sizeof(float)) : 0;
+    fedl_session_layout_of(model, data, &none, m, &l);
+    return l.micro;
 }
 
 static void fill_fixed(const fedl_model *model, const fedl_dataset *data,
                        const fedl_train_config *c, fedl_plan *p)
 {
     size_t params = fedl_model_param_count(model);
+    fedl_session_layout l;
+    fedl_session_layout_of(model, data, &c->optim, 1, &l);
     p->dataset = data->count * data->sample_bytes + data->count;
     p->params = aligned_cost((params + 1) * sizeof(float));
     p->grads = aligned_cost((params + 1) * sizeof(float));
-    p->optimizer = optimizer_bytes(c, params);
-    p->order = c->shuffle ? data->count * sizeof(uint32_t) : 0;
+    p->optimizer = l.optimizer;
+    p->order = l.order;
     /* The samples themselves belong to the data source (already loaded, or
      * streamed): reported, not budgeted. */
     p->fixed = p->params + p->grads + p->optimizer + p->order;
 }
 
-static void set_micro(const fedl_model *model, const fedl_dataset *data, fedl_plan *p, int m)
+static void set_micro(const fedl_model *model, const fedl_dataset *data, const fedl_train_config *c,
+                      fedl_plan *p, int m)
 {
-    size_t micro = (size_t)m;
+    fedl_session_layout l;
+    fedl_session_layout_of(model, data, &c->optim, m, &l);
     p->micro_batch = m;
-    p->batch_buffers = aligned_cost(micro * data->sample_bytes * sizeof(float)) +
-                       micro * sizeof(int32_t) +
-                       aligned_cost(micro * classes_of(model) * sizeof(float));
-    p->activations = fedl_model_activation_bytes(model, m);
-    p->total = p->fixed + p->activations + p->batch_buffers;
+    p->activations = l.workspace;
+    p->batch_buffers = l.x + l.labels + l.indices + l.dlogits;
+    p->arena = l.total;
+    p->total = p->params + p->grads + p->arena + FEDL_ARENA_SLACK;
 }
 
 static void human(size_t bytes, char *buf, size_t size)
@@ -98,10 +84,10 @@ fedl_status fedl_plan_training(const fedl_model *model, const fedl_dataset *data
     plan->budget = budget;
     plan->margin = budget / 20;
     fill_fixed(model, data, config, plan);
-    set_micro(model, data, plan, 1);
+    set_micro(model, data, config, plan, 1);
     plan->smallest_budget = plan->total * 20 / 19 + 1;
     if (budget == 0) {
-        set_micro(model, data, plan, cap);
+        set_micro(model, data, config, plan, cap);
         plan->fits = 1;
         snprintf(plan->reason, sizeof plan->reason, "no memory budget: micro-batch %d%s", cap,
                  cap < config->batch ? " as asked" : " = the batch");
@@ -120,12 +106,12 @@ fedl_status fedl_plan_training(const fedl_model *model, const fedl_dataset *data
     hi = cap;
     while (lo < hi) {
         int mid = lo + (hi - lo + 1) / 2;
-        if (plan->fixed + fedl_plan_micro_bytes(model, data, mid) <= usable)
+        if (plan->fixed + FEDL_ARENA_SLACK + fedl_plan_micro_bytes(model, data, mid) <= usable)
             lo = mid;
         else
             hi = mid - 1;
     }
-    set_micro(model, data, plan, lo);
+    set_micro(model, data, config, plan, lo);
     plan->fits = 1;
     human(plan->total, a, sizeof a);
     human(usable, b, sizeof b);
@@ -140,6 +126,7 @@ fedl_status fedl_plan_training(const fedl_model *model, const fedl_dataset *data
                  "micro-batch %d is the largest that fits: %s of %s usable (%d would need "
                  "%zu bytes more)",
                  lo, a, b, lo + 1,
-                 plan->fixed + fedl_plan_micro_bytes(model, data, lo + 1) - usable);
+                 plan->fixed + FEDL_ARENA_SLACK + fedl_plan_micro_bytes(model, data, lo + 1) -
+                     usable);
     return FEDL_OK;
 }

@@ -1,6 +1,8 @@
 /*
  * trainer.c - the training loop: batch -> forward -> loss -> backward ->
- * optimiser step, with every buffer taken once at creation; and evaluation.
+ * optimiser step, with every buffer carved once from the session's arena
+ * (laid out by session_layout.h, which the planner uses too); and
+ * evaluation.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 
 #include "fedl/train.h"
+#include "train/session_layout.h"
 
 struct fedl_trainer {
     fedl_allocator *alloc;
@@ -18,10 +21,12 @@ struct fedl_trainer {
     fedl_optim *optim;
     fedl_batcher batcher;
     int classes;
-    int micro;       /* samples per forward/backward, <= config.batch */
-    float *x;        /* (micro, C, H, W) */
-    int32_t *labels; /* (micro) */
-    float *dlogits;  /* (micro, classes) */
+    fedl_arena arena;  /* every buffer below, the optimiser state and the order */
+    int micro;         /* samples per forward/backward, <= config.batch */
+    float *x;          /* (micro, C, H, W) */
+    int32_t *labels;   /* (micro) */
+    uint32_t *indices; /* (micro), for evaluation */
+    float *dlogits;    /* (micro, classes) */
     fedl_train_stats stats;
     atomic_ullong requested_budget; /* bytes, NO_REQUEST when none is pending */
     char *config_text;              /* canonical "key=value\n" lines, config_bytes with the NUL */
@@ -45,33 +50,60 @@ fedl_train_config fedl_train_config_defaults(void)
 
 #define NO_REQUEST ULLONG_MAX
 
-static void free_micro_buffers(fedl_trainer *t)
+/* Carve the micro-batch part of the arena (after its fixed part) for micro
+ * samples: the model's workspace, then the batch buffers. The arena's
+ * capacity must be the layout's total for micro. */
+static fedl_status carve_micro(fedl_trainer *t, int micro, fedl_error *err)
 {
-    fedl_mem_free_aligned(t->alloc, t->x);
-    fedl_mem_free(t->alloc, t->labels, (size_t)t->micro * sizeof *t->labels);
-    fedl_mem_free_aligned(t->alloc, t->dlogits);
-    t->x = NULL;
-    t->labels = NULL;
-    t->dlogits = NULL;
+    fedl_session_layout l;
+    void *workspace;
+    fedl_session_layout_of(t->model, t->data, &t->config.optim, micro, &l);
+    fedl_arena_truncate(&t->arena, l.fixed);
+    workspace = fedl_arena_push(&t->arena, l.workspace, 64);
+    t->x = fedl_arena_push(&t->arena, l.x, 64);
+    t->labels = fedl_arena_push(&t->arena, l.labels, 64);
+    t->indices = fedl_arena_push(&t->arena, l.indices, 64);
+    t->dlogits = fedl_arena_push(&t->arena, l.dlogits, 64);
+    t->micro = micro;
+    if (t->dlogits == NULL) /* the layout and the capacity disagree: a bug */
+        return fedl_error_set(err, FEDL_ERR_STATE,
+                              "trainer: arena of %zu bytes too small for micro-batch %d (%zu)",
+                              t->arena.capacity, micro, l.total);
+    return fedl_model_bind_workspace(t->model, micro, workspace, l.workspace, err);
 }
 
-/* The batch buffers and the model's activations for micro samples per
- * forward. On failure the trainer holds no buffers (t->micro stays the
- * size to free with). */
-static fedl_status allocate_micro_buffers(fedl_trainer *t, int micro, fedl_error *err)
+/* The arena's fixed part moved with its block: point the optimiser and the
+ * batcher at the new copies. */
+static void follow_fixed_part(fedl_trainer *t)
 {
-    size_t m = (size_t)micro;
-    free_micro_buffers(t);
-    t->micro = micro;
-    t->x = fedl_mem_alloc_aligned(t->alloc, m * t->data->sample_bytes * sizeof(float), 64);
-    t->labels = fedl_mem_alloc(t->alloc, m * sizeof *t->labels);
-    t->dlogits = fedl_mem_alloc_aligned(t->alloc, m * (size_t)t->classes * sizeof(float), 64);
-    if (t->x == NULL || t->labels == NULL || t->dlogits == NULL) {
-        free_micro_buffers(t);
-        return fedl_error_set(err, FEDL_ERR_NOMEM,
-                              "trainer: cannot allocate buffers for micro-batch %d", micro);
+    fedl_session_layout l;
+    fedl_session_layout_of(t->model, t->data, &t->config.optim, 1, &l);
+    fedl_optim_move_state(t->optim, (float *)(void *)t->arena.base);
+    t->batcher.order = (uint32_t *)(void *)(t->arena.base + l.optimizer);
+}
+
+/* Resize the arena for micro samples and lay them out. If the arena cannot
+ * grow, the trainer keeps its current micro-batch and buffers. */
+static fedl_status replan_arena(fedl_trainer *t, int micro, fedl_error *err)
+{
+    fedl_session_layout l;
+    unsigned char *old_base = t->arena.base;
+    fedl_status st;
+    fedl_session_layout_of(t->model, t->data, &t->config.optim, micro, &l);
+    fedl_model_bind_workspace(t->model, 0, NULL, 0, NULL);
+    fedl_arena_truncate(&t->arena, l.fixed);
+    st = fedl_arena_resize(&t->arena, l.total, err);
+    if (t->arena.base != old_base)
+        follow_fixed_part(t);
+    if (st != FEDL_OK) {
+        fedl_error kept;
+        carve_micro(t, t->micro, &kept);
+        return fedl_error_set(err, st,
+                              "trainer: cannot take %zu bytes for micro-batch %d; micro-batch %d "
+                              "kept",
+                              l.total, micro, t->micro);
     }
-    return fedl_model_reserve(t->model, micro, err);
+    return carve_micro(t, micro, err);
 }
 
 static int effective_micro(const fedl_train_config *c)
@@ -83,9 +115,11 @@ void fedl_trainer_destroy(fedl_trainer *t)
 {
     if (t == NULL)
         return;
+    if (t->arena.base != NULL && t->x != NULL)
+        fedl_model_bind_workspace(t->model, 0, NULL, 0, NULL); /* it points into the arena */
     fedl_optim_destroy(t->optim);
     fedl_batcher_free(&t->batcher);
-    free_micro_buffers(t);
+    fedl_arena_destroy(&t->arena);
     fedl_mem_free(t->alloc, t->config_text, t->config_bytes);
     fedl_mem_free(t->alloc, t, sizeof *t);
 }
@@ -191,6 +225,31 @@ static fedl_status build_config_text(fedl_trainer *t, fedl_error *err)
     return FEDL_OK;
 }
 
+/* The arena for micro samples, the optimiser and batcher over its fixed
+ * part, and the micro-batch buffers. */
+static fedl_status create_session_buffers(fedl_trainer *t, int micro, fedl_error *err)
+{
+    fedl_session_layout l;
+    float *optim_state;
+    uint32_t *order;
+    fedl_status st;
+    fedl_session_layout_of(t->model, t->data, &t->config.optim, micro, &l);
+    st = fedl_arena_init(&t->arena, t->alloc, l.total, err);
+    if (st != FEDL_OK)
+        return fedl_error_set(err, st, "trainer: cannot take %zu bytes for micro-batch %d", l.total,
+                              micro);
+    optim_state = fedl_arena_push(&t->arena, l.optimizer, 64);
+    order = fedl_arena_push(&t->arena, l.order, 64);
+    st = fedl_optim_create_in(&t->config.optim, fedl_model_param_count(t->model),
+                              l.optimizer > 0 ? optim_state : NULL, t->alloc, &t->optim, err);
+    if (st == FEDL_OK)
+        st = fedl_batcher_init_in(&t->batcher, t->data, t->config.seed, t->config.shuffle, order,
+                                  err);
+    if (st == FEDL_OK)
+        st = carve_micro(t, micro, err);
+    return st;
+}
+
 fedl_status fedl_trainer_create(fedl_model *model, const fedl_dataset *train,
                                 const fedl_train_config *config, fedl_allocator *alloc,
                                 fedl_trainer **out, fedl_error *err)
@@ -226,12 +285,7 @@ fedl_status fedl_trainer_create(fedl_model *model, const fedl_dataset *train,
     t->config = *config;
     t->classes = (int)(outs.c * outs.h * outs.w);
     atomic_init(&t->requested_budget, NO_REQUEST);
-    st = allocate_micro_buffers(t, effective_micro(config), err);
-    if (st == FEDL_OK)
-        st =
-            fedl_optim_create(&config->optim, fedl_model_param_count(model), alloc, &t->optim, err);
-    if (st == FEDL_OK)
-        st = fedl_batcher_init(&t->batcher, train, config->seed, config->shuffle, alloc, err);
+    st = create_session_buffers(t, effective_micro(config), err);
     if (st == FEDL_OK)
         st = build_config_text(t, err);
     if (st != FEDL_OK) {
@@ -240,10 +294,10 @@ fedl_status fedl_trainer_create(fedl_model *model, const fedl_dataset *train,
     }
     t->stats.epoch_samples = train->count;
     fedl_log(FEDL_LOG_INFO,
-             "trainer: %zu samples, batch %d (micro-batch %d), %s, %zu parameters, %zu bytes of "
-             "activations",
+             "trainer: %zu samples, batch %d (micro-batch %d), %s, %zu parameters, an arena of "
+             "%zu bytes",
              train->count, config->batch, t->micro, fedl_optim_kind_name(config->optim.kind),
-             fedl_model_param_count(model), fedl_model_reserved_bytes(model));
+             fedl_model_param_count(model), t->arena.capacity);
     *out = t;
     return FEDL_OK;
 }
@@ -310,10 +364,6 @@ fedl_status fedl_trainer_step(fedl_trainer *t, int *epoch_done, fedl_error *err)
     *epoch_done = 0;
     if (st != FEDL_OK)
         return st;
-    if (t->x == NULL) /* a failed re-allocation left none */
-        return fedl_error_set(err, FEDL_ERR_STATE,
-                              "trainer: no batch buffers (a micro-batch change failed): set a "
-                              "smaller micro-batch or budget");
     micro = (size_t)t->micro;
     if (t->batcher.position == 0) { /* a new epoch: its running figures restart */
         t->stats.loss_sum = 0.0;
@@ -351,6 +401,11 @@ int fedl_trainer_micro_batch(const fedl_trainer *t)
     return t->micro;
 }
 
+const fedl_arena *fedl_trainer_arena(const fedl_trainer *t)
+{
+    return &t->arena;
+}
+
 fedl_status fedl_trainer_set_micro_batch(fedl_trainer *t, int micro, fedl_error *err)
 {
     int wanted = micro > 0 && micro < t->config.batch ? micro : t->config.batch;
@@ -358,7 +413,7 @@ fedl_status fedl_trainer_set_micro_batch(fedl_trainer *t, int micro, fedl_error 
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "trainer: micro-batch %d", micro);
     if (wanted == t->micro)
         return FEDL_OK;
-    return allocate_micro_buffers(t, wanted, err);
+    return replan_arena(t, wanted, err);
 }
 
 fedl_train_stats fedl_trainer_stats(const fedl_trainer *t)
@@ -499,44 +554,34 @@ fedl_status fedl_trainer_restore(fedl_trainer *t, const fedl_checkpoint *ckpt, f
     return FEDL_OK;
 }
 
-fedl_status fedl_evaluate(fedl_model *model, const fedl_dataset *ds, int batch,
-                          fedl_allocator *alloc, fedl_eval_result *result, uint64_t *confusion,
-                          fedl_error *err)
+/* Check that ds can be evaluated by model; the number of outputs. */
+static fedl_status check_eval(const fedl_model *model, const fedl_dataset *ds, int batch,
+                              int *classes, fedl_error *err)
 {
     fedl_shape outs = fedl_model_output_shape(model);
-    int classes = (int)(outs.c * outs.h * outs.w);
-    float *x;
-    int32_t *labels;
-    uint32_t *indices;
-    size_t buffer_batch;
-    fedl_status st = FEDL_OK;
-    memset(result, 0, sizeof *result);
+    *classes = (int)(outs.c * outs.h * outs.w);
     if (batch <= 0)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "evaluate: batch %d", batch);
     if (!shapes_equal(fedl_model_input_shape(model), ds->shape))
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                               "evaluate: model input does not match the data shape");
-    if (ds->classes > classes)
+    if (ds->classes > *classes)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
-                              "evaluate: model has %d outputs but the data has %d classes", classes,
-                              ds->classes);
-    buffer_batch = (size_t)batch;
-    x = fedl_mem_alloc_aligned(alloc, buffer_batch * ds->sample_bytes * sizeof(float), 64);
-    labels = fedl_mem_alloc(alloc, buffer_batch * sizeof *labels);
-    indices = fedl_mem_alloc(alloc, buffer_batch * sizeof *indices);
-    if (x == NULL || labels == NULL || indices == NULL) {
-        st = fedl_error_set(err, FEDL_ERR_NOMEM, "evaluate: cannot allocate batch buffers");
-        goto done;
-    }
+                              "evaluate: model has %d outputs but the data has %d classes",
+                              *classes, ds->classes);
+    return FEDL_OK;
+}
+
+/* Evaluate ds in batches of `batch` through the given buffers: x (batch,
+ * C, H, W), labels and indices (batch). The model's reservation must hold
+ * batch samples. */
+static fedl_status evaluate_batches(fedl_model *model, const fedl_dataset *ds, int batch,
+                                    int classes, float *x, int32_t *labels, uint32_t *indices,
+                                    fedl_eval_result *result, uint64_t *confusion, fedl_error *err)
+{
+    fedl_status st = FEDL_OK;
     if (confusion != NULL)
         memset(confusion, 0, (size_t)classes * (size_t)classes * sizeof *confusion);
-    /* Reuse a reservation a trainer made (no reallocation between epochs). */
-    if (fedl_model_reserved_batch(model) > 0) {
-        if (batch > fedl_model_reserved_batch(model))
-            batch = fedl_model_reserved_batch(model);
-    } else {
-        st = fedl_model_reserve(model, batch, err);
-    }
     for (size_t start = 0; st == FEDL_OK && start < ds->count; start += (size_t)batch) {
         size_t n = ds->count - start < (size_t)batch ? ds->count - start : (size_t)batch;
         const float *logits;
@@ -564,7 +609,52 @@ fedl_status fedl_evaluate(fedl_model *model, const fedl_dataset *ds, int batch,
     }
     if (result->samples > 0)
         result->accuracy = (double)result->correct / (double)result->samples;
-done:
+    return st;
+}
+
+fedl_status fedl_trainer_evaluate(fedl_trainer *t, const fedl_dataset *ds, fedl_eval_result *result,
+                                  uint64_t *confusion, fedl_error *err)
+{
+    int classes;
+    fedl_status st = check_eval(t->model, ds, t->micro, &classes, err);
+    memset(result, 0, sizeof *result);
+    if (st != FEDL_OK)
+        return st;
+    return evaluate_batches(t->model, ds, t->micro, classes, t->x, t->labels, t->indices, result,
+                            confusion, err);
+}
+
+fedl_status fedl_evaluate(fedl_model *model, const fedl_dataset *ds, int batch,
+                          fedl_allocator *alloc, fedl_eval_result *result, uint64_t *confusion,
+                          fedl_error *err)
+{
+    int classes;
+    float *x;
+    int32_t *labels;
+    uint32_t *indices;
+    size_t buffer_batch;
+    fedl_status st = check_eval(model, ds, batch, &classes, err);
+    memset(result, 0, sizeof *result);
+    if (st != FEDL_OK)
+        return st;
+    /* Reuse a reservation a trainer made (no reallocation between epochs). */
+    if (fedl_model_reserved_batch(model) > 0) {
+        if (batch > fedl_model_reserved_batch(model))
+            batch = fedl_model_reserved_batch(model);
+    } else {
+        st = fedl_model_reserve(model, batch, err);
+        if (st != FEDL_OK)
+            return st;
+    }
+    buffer_batch = (size_t)batch;
+    x = fedl_mem_alloc_aligned(alloc, buffer_batch * ds->sample_bytes * sizeof(float), 64);
+    labels = fedl_mem_alloc(alloc, buffer_batch * sizeof *labels);
+    indices = fedl_mem_alloc(alloc, buffer_batch * sizeof *indices);
+    if (x == NULL || labels == NULL || indices == NULL)
+        st = fedl_error_set(err, FEDL_ERR_NOMEM, "evaluate: cannot allocate batch buffers");
+    else
+        st =
+            evaluate_batches(model, ds, batch, classes, x, labels, indices, result, confusion, err);
     fedl_mem_free_aligned(alloc, x);
     fedl_mem_free(alloc, labels, buffer_batch * sizeof *labels);
     fedl_mem_free(alloc, indices, buffer_batch * sizeof *indices);

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -133,6 +134,51 @@ static void test_arena_init_reports_out_of_memory(void **state)
     assert_null(arena.base);
 }
 
+static void test_arena_resize_keeps_what_was_handed_out(void **state)
+{
+    unsigned turn = 0;
+    fedl_allocator a;
+    fedl_arena arena;
+    fedl_error err;
+    unsigned char *p;
+    (void)state;
+    fedl_allocator_init(&a, test_moving_alloc_fn, &turn);
+    assert_int_equal(fedl_arena_init(&arena, &a, 1000, &err), FEDL_OK);
+    assert_int_equal((uintptr_t)arena.base % 64, 0);
+    p = fedl_arena_push(&arena, 300, 64);
+    for (int i = 0; i < 300; i++)
+        p[i] = (unsigned char)(i * 7 + 1);
+    /* grow, then shrink to what is in use: each resize moves the block */
+    for (int k = 0; k < 2; k++) {
+        const size_t capacity = k == 0 ? 5000 : 300;
+        unsigned char *old_base = arena.base;
+        assert_int_equal(fedl_arena_resize(&arena, capacity, &err), FEDL_OK);
+        assert_ptr_not_equal(arena.base, old_base);
+        assert_int_equal((uintptr_t)arena.base % 64, 0);
+        assert_int_equal(arena.capacity, capacity);
+        for (int i = 0; i < 300; i++)
+            assert_int_equal(arena.base[i], (unsigned char)(i * 7 + 1));
+        assert_int_equal(a.stats.live_bytes, capacity + FEDL_ARENA_SLACK);
+    }
+    /* never below what is in use; nothing changes then */
+    assert_int_equal(fedl_arena_resize(&arena, 299, &err), FEDL_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "300 are in use"));
+    assert_int_equal(arena.capacity, 300);
+    assert_null(fedl_arena_push(&arena, 1, 1));
+    /* truncate releases the tail, then the block can shrink */
+    fedl_arena_truncate(&arena, 100);
+    assert_int_equal(fedl_arena_resize(&arena, 100, &err), FEDL_OK);
+    assert_int_equal(arena.base[99], (unsigned char)(99 * 7 + 1));
+    /* a failed resize leaves the arena as it was */
+    a.limit_bytes = 1000;
+    p = arena.base;
+    assert_int_equal(fedl_arena_resize(&arena, 4000, &err), FEDL_ERR_NOMEM);
+    assert_ptr_equal(arena.base, p);
+    assert_int_equal(arena.capacity, 100);
+    fedl_arena_destroy(&arena);
+    assert_int_equal(a.stats.live_bytes, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -143,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_aligned_blocks_are_aligned_and_accounted),
         cmocka_unit_test(test_arena_hands_out_aligned_slices_until_full),
         cmocka_unit_test(test_arena_init_reports_out_of_memory),
+        cmocka_unit_test(test_arena_resize_keeps_what_was_handed_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

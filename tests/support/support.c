@@ -26,6 +26,30 @@ void *test_failing_alloc_fn(void *ud, void *ptr, size_t old_size, size_t new_siz
     return realloc(ptr, new_size);
 }
 
+/* The raw pointer sits in the 8 bytes before the one returned. */
+void *test_moving_alloc_fn(void *ud, void *ptr, size_t old_size, size_t new_size)
+{
+    unsigned *turn = ud;
+    unsigned char *raw, *p;
+    size_t shift;
+    if (new_size == 0) {
+        if (ptr != NULL)
+            free(*(void **)((unsigned char *)ptr - sizeof(void *)));
+        return NULL;
+    }
+    shift = (*turn)++ % 2 ? 40 : 8;
+    raw = aligned_alloc(64, (new_size + 64 + 63) / 64 * 64);
+    if (raw == NULL)
+        return NULL;
+    p = raw + shift;
+    *(void **)(p - sizeof(void *)) = raw;
+    if (ptr != NULL) {
+        memcpy(p, ptr, old_size < new_size ? old_size : new_size);
+        free(*(void **)((unsigned char *)ptr - sizeof(void *)));
+    }
+    return p;
+}
+
 const char *test_make_temp_dir(const char *tag)
 {
     static char path[256];

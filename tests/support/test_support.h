@@ -17,6 +17,11 @@ typedef struct test_failing_alloc {
     uint64_t fail_at;
 } test_failing_alloc;
 void *test_failing_alloc_fn(void *ud, void *ptr, size_t old_size, size_t new_size);
+/* An allocator hook whose every resize moves the block to a new address, at
+ * an offset from 64-byte alignment that alternates between 8 and 40 (ud: an
+ * unsigned counter), so that code keeping pointers into a resized block is
+ * caught. */
+void *test_moving_alloc_fn(void *ud, void *ptr, size_t old_size, size_t new_size);
 
 /* Make a fresh temporary directory; returns its path in a static buffer
  * owned by the caller until the next call. */

@@ -29,7 +29,8 @@ typedef struct run {
 /* micro_at(step) gives the micro-batch to use from that step on (0: keep). */
 typedef int (*micro_schedule)(uint64_t step);
 
-static void train(const fedl_dataset *ds, int micro, micro_schedule schedule, run *out)
+static void train_with(const fedl_dataset *ds, int micro, micro_schedule schedule,
+                       fedl_allocator *alloc, run *out)
 {
     fedl_train_config c = fedl_train_config_defaults();
     fedl_model *m;
@@ -40,8 +41,8 @@ static void train(const fedl_dataset *ds, int micro, micro_schedule schedule, ru
     c.seed = 4;
     c.optim.momentum = 0.9f;
     c.lr.base_lr = 0.05f;
-    assert_int_equal(fedl_model_create(spec, ds->shape, 2, NULL, &m, &err), FEDL_OK);
-    assert_int_equal(fedl_trainer_create(m, ds, &c, NULL, &t, &err), FEDL_OK);
+    assert_int_equal(fedl_model_create(spec, ds->shape, 2, alloc, &m, &err), FEDL_OK);
+    assert_int_equal(fedl_trainer_create(m, ds, &c, alloc, &t, &err), FEDL_OK);
     for (int e = 0; e < 3; e++) {
         int done = 0;
         while (!done) {
@@ -60,6 +61,11 @@ static void train(const fedl_dataset *ds, int micro, micro_schedule schedule, ru
     memcpy(out->weights, fedl_model_params(m), out->count * sizeof(float));
     fedl_trainer_destroy(t);
     fedl_model_destroy(m);
+}
+
+static void train(const fedl_dataset *ds, int micro, micro_schedule schedule, run *out)
+{
+    train_with(ds, micro, schedule, NULL, out);
 }
 
 static void assert_close(const run *a, const run *b, double tolerance)
@@ -134,6 +140,51 @@ static void test_changing_the_micro_batch_mid_training_keeps_training_correct(vo
     assert_close(&changed, &whole, 1e-5);
     test_free(whole.weights);
     test_free(changed.weights);
+    fedl_dataset_free(&ds);
+}
+
+/* Every re-plan resizes the arena; with a hook that moves every block, the
+ * optimiser state and the shuffle order must move with it. Shrinking to
+ * micro-batch 5 and growing back to the whole batch before each step (two
+ * moves per step, Adam's two moments in the arena) gives weights
+ * bit-identical to a run that never re-planned. */
+static void test_replanning_moves_the_arena_and_nothing_is_lost(void **state)
+{
+    fedl_dataset ds;
+    fedl_train_config c = fedl_train_config_defaults();
+    fedl_allocator moving;
+    unsigned turn = 0;
+    fedl_model *m[2];
+    fedl_trainer *t[2];
+    fedl_error err;
+    (void)state;
+    assert_int_equal(test_make_quadrant_dataset(&ds, SAMPLES, 3), 0);
+    fedl_allocator_init(&moving, test_moving_alloc_fn, &turn);
+    c.batch = BATCH;
+    c.seed = 4;
+    c.optim = fedl_optim_defaults(FEDL_OPTIM_ADAM);
+    c.lr.base_lr = 0.01f;
+    for (int k = 0; k < 2; k++) {
+        fedl_allocator *alloc = k == 0 ? NULL : &moving;
+        assert_int_equal(fedl_model_create(spec, ds.shape, 2, alloc, &m[k], &err), FEDL_OK);
+        assert_int_equal(fedl_trainer_create(m[k], &ds, &c, alloc, &t[k], &err), FEDL_OK);
+    }
+    for (int step = 0; step < 25; step++) { /* more than two epochs */
+        const unsigned char *base = fedl_trainer_arena(t[1])->base;
+        int done;
+        assert_int_equal(fedl_trainer_set_micro_batch(t[1], 5, &err), FEDL_OK);
+        assert_ptr_not_equal(fedl_trainer_arena(t[1])->base, base);
+        assert_int_equal(fedl_trainer_set_micro_batch(t[1], BATCH, &err), FEDL_OK);
+        for (int k = 0; k < 2; k++)
+            assert_int_equal(fedl_trainer_step(t[k], &done, &err), FEDL_OK);
+    }
+    assert_memory_equal(fedl_model_params(m[0]), fedl_model_params(m[1]),
+                        fedl_model_param_count(m[0]) * sizeof(float));
+    for (int k = 0; k < 2; k++) {
+        fedl_trainer_destroy(t[k]);
+        fedl_model_destroy(m[k]);
+    }
+    assert_int_equal(moving.stats.live_bytes, 0);
     fedl_dataset_free(&ds);
 }
 
@@ -245,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_micro_batch_equal_to_batch_is_bit_identical),
         cmocka_unit_test(test_micro_batches_give_the_same_updates),
         cmocka_unit_test(test_changing_the_micro_batch_mid_training_keeps_training_correct),
+        cmocka_unit_test(test_replanning_moves_the_arena_and_nothing_is_lost),
         cmocka_unit_test(test_micro_batched_step_allocates_nothing),
         cmocka_unit_test(test_requested_budget_shrinks_the_micro_batch_and_gives_memory_back),
     };
