@@ -131,7 +131,7 @@ int cmd_plan(int argc, char **argv)
                       .optimizer = "sgd",
                       .batch = 32,
                       .samples = 60000,
-                      .momentum = 0.9f};
+                      .momentum = 0.0f};
     const cli_option options[] = {
         {"model", CLI_STRING, &o.model, "NAME|SPEC", "preset (lenet5, mlp) or spec [lenet5]", 0, 0},
         {"batch", CLI_INT, &o.batch, "N", "effective batch [32]", 1, 1 << 20},
@@ -139,7 +139,7 @@ int cmd_plan(int argc, char **argv)
          1 << 20},
         {"memory", CLI_STRING, &o.memory, "auto|SIZE", "budget [auto]", 0, 0},
         {"optimizer", CLI_STRING, &o.optimizer, "NAME", "sgd, adam or adamw [sgd]", 0, 0},
-        {"momentum", CLI_FLOAT, &o.momentum, "F", "SGD momentum [0.9]", 0, 0.999999},
+        {"momentum", CLI_FLOAT, &o.momentum, "F", "SGD momentum [0]", 0, 0.999999},
         {"data", CLI_STRING, &o.data, "DIR", "IDX data directory to plan for", 0, 0},
         {"shape", CLI_STRING, &o.shape, "CxHxW", "sample shape without --data [1x28x28]", 0, 0},
         {"samples", CLI_INT, &o.samples, "N", "training samples without --data [60000]", 1,

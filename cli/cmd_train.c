@@ -323,7 +323,7 @@ static const char *base_name(const char *path)
 /* --memory: detect or parse the budget, say where it came from, and set the
  * micro-batch the plan picks; refuse when not even one sample fits. */
 static int plan_memory(const train_options *o, fedl_model *model, const fedl_dataset *train,
-                       fedl_train_config *config)
+                       const fedl_dataset *test, fedl_train_config *config)
 {
     fedl_budget_probe_options probe = fedl_budget_probe_defaults();
     fedl_budget budget;
@@ -345,6 +345,11 @@ static int plan_memory(const train_options *o, fedl_model *model, const fedl_dat
         return 1;
     }
     printf("memory plan: %s\n", plan.reason);
+    printf("memory outside the budget: data in memory %s (training %zu B, test %zu B), process "
+           "overhead up to %u MiB\n",
+           fedl_budget_format_bytes(plan.dataset + test->count * (test->sample_bytes + 1), size,
+                                    sizeof size),
+           plan.dataset, test->count * (test->sample_bytes + 1), FEDL_PLAN_PROCESS_OVERHEAD >> 20);
     config->micro_batch = plan.micro_batch;
     return 0;
 }
@@ -529,7 +534,7 @@ int cmd_train(int argc, char **argv)
     }
     config.micro_batch = o.micro_batch;
     if (o.memory != NULL) {
-        rc = plan_memory(&o, model, &train, &config);
+        rc = plan_memory(&o, model, &train, &test, &config);
         if (rc != 0)
             goto done;
     }

@@ -65,8 +65,8 @@ typedef struct fedl_dataset {
     int classes;         /* 1 + the largest label */
     float scale;         /* a pixel p becomes p * scale + shift */
     float shift;
-    size_t capacity; /* samples the buffers were allocated for (truncate keeps
-                        it, free uses it); 0 means count */
+    size_t capacity;       /* samples the pixel buffer holds (0 means count) */
+    size_t label_capacity; /* samples the label buffer holds (0 means count) */
 } fedl_dataset;
 
 typedef enum fedl_split { FEDL_SPLIT_TRAIN, FEDL_SPLIT_TEST } fedl_split;
@@ -80,8 +80,10 @@ fedl_status fedl_dataset_load_idx(const char *images_path, const char *labels_pa
  * t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]. */
 fedl_status fedl_dataset_load_mnist_dir(const char *dir, fedl_split split, fedl_allocator *alloc,
                                         fedl_dataset *out, fedl_error *err);
-/* Keep only the first n samples (no reallocation; n >= count does nothing).
- * classes is left as it was: the label space does not shrink. */
+/* Keep only the first n samples and give the memory of the others back
+ * (n >= count does nothing; a resize the allocator refuses keeps the buffers
+ * whole until free). classes is left as it was: the label space does not
+ * shrink. */
 void fedl_dataset_truncate(fedl_dataset *ds, size_t n);
 /* Release the buffers and zero ds. */
 void fedl_dataset_free(fedl_dataset *ds);

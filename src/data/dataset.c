@@ -97,6 +97,7 @@ fedl_status fedl_dataset_load_idx(const char *images_path, const char *labels_pa
     out->alloc = alloc;
     out->count = images.dims[0];
     out->capacity = out->count;
+    out->label_capacity = out->count;
     out->shape = shape;
     out->sample_bytes = images.size / out->count;
     out->pixels = images.data; /* (count, C, H, W) */
@@ -172,23 +173,42 @@ fedl_status fedl_dataset_load_mnist_dir(const char *dir, fedl_split split, fedl_
     return status;
 }
 
+/* Shrink an owned buffer of *capacity samples of unit bytes to n samples;
+ * a failed resize keeps the buffer as it was, *capacity says its size. */
+static void shrink_buffer(fedl_allocator *alloc, uint8_t **buffer, size_t *capacity, size_t unit,
+                          size_t n)
+{
+    uint8_t *smaller;
+    if (n == 0)
+        return; /* a zero-byte resize would free it; keep it until free */
+    smaller = fedl_mem_realloc(alloc, *buffer, *capacity * unit, n * unit);
+    if (smaller != NULL) {
+        *buffer = smaller;
+        *capacity = n;
+    }
+}
+
 void fedl_dataset_truncate(fedl_dataset *ds, size_t n)
 {
     if (ds == NULL || n >= ds->count)
         return;
     if (ds->capacity == 0)
-        ds->capacity = ds->count; /* remember what free must release */
+        ds->capacity = ds->count;
+    if (ds->label_capacity == 0)
+        ds->label_capacity = ds->count;
+    /* give the memory of the samples dropped back */
+    shrink_buffer(ds->alloc, &ds->pixels, &ds->capacity, ds->sample_bytes, n);
+    shrink_buffer(ds->alloc, &ds->labels, &ds->label_capacity, 1, n);
     ds->count = n;
 }
 
 void fedl_dataset_free(fedl_dataset *ds)
 {
-    size_t samples;
     if (ds == NULL)
         return;
-    samples = ds->capacity != 0 ? ds->capacity : ds->count;
-    fedl_mem_free(ds->alloc, ds->pixels, samples * ds->sample_bytes);
-    fedl_mem_free(ds->alloc, ds->labels, samples);
+    fedl_mem_free(ds->alloc, ds->pixels,
+                  (ds->capacity != 0 ? ds->capacity : ds->count) * ds->sample_bytes);
+    fedl_mem_free(ds->alloc, ds->labels, ds->label_capacity != 0 ? ds->label_capacity : ds->count);
     memset(ds, 0, sizeof *ds);
 }
 

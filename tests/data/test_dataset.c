@@ -274,6 +274,18 @@ static void test_dataset_gather_scales_pixels_to_unit_range(void **state)
     fedl_dataset_free(&ds);
 }
 
+/* An allocator hook that allocates and frees but refuses every resize. */
+static void *refuse_resize(void *ud, void *ptr, size_t old_size, size_t new_size)
+{
+    (void)ud;
+    (void)old_size;
+    if (new_size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    return ptr == NULL ? malloc(new_size) : NULL;
+}
+
 static void test_dataset_truncate_keeps_first_samples_and_frees_everything(void **state)
 {
     const char *images = temp_path("g-images"), *labels = temp_path("g-labels");
@@ -290,7 +302,7 @@ static void test_dataset_truncate_keeps_first_samples_and_frees_everything(void 
     fedl_dataset_truncate(&ds, 3);
     assert_int_equal(ds.count, 3);
     assert_int_equal(ds.classes, 8); /* the label space stays */
-    assert_int_equal(a.stats.live_bytes, 6 * 20 + 6);
+    assert_int_equal(a.stats.live_bytes, 3 * 20 + 3); /* the rest is given back */
     fedl_dataset_gather(&ds, &index, 1, NULL, &y);
     assert_int_equal(y, -1);
     index = 2;
@@ -298,6 +310,16 @@ static void test_dataset_truncate_keeps_first_samples_and_frees_everything(void 
     assert_int_equal(y, 7);
     fedl_dataset_free(&ds);
     assert_int_equal(a.stats.live_bytes, 0);
+    /* a shrink the allocator refuses keeps the buffers until free */
+    {
+        fedl_allocator_init(&a, refuse_resize, NULL);
+        assert_int_equal(fedl_dataset_load_idx(images, labels, &a, &ds, NULL), FEDL_OK);
+        fedl_dataset_truncate(&ds, 2);
+        assert_int_equal(ds.count, 2);
+        assert_int_equal(a.stats.live_bytes, 6 * 20 + 6);
+        fedl_dataset_free(&ds);
+        assert_int_equal(a.stats.live_bytes, 0);
+    }
     assert_int_equal(a.stats.allocs, a.stats.frees);
 }
 
