@@ -301,7 +301,7 @@ static void test_dataset_truncate_keeps_first_samples_and_frees_everything(void 
     assert_int_equal(ds.count, 6);
     fedl_dataset_truncate(&ds, 3);
     assert_int_equal(ds.count, 3);
-    assert_int_equal(ds.classes, 8); /* the label space stays */
+    assert_int_equal(ds.classes, 8);                  /* the label space stays */
     assert_int_equal(a.stats.live_bytes, 3 * 20 + 3); /* the rest is given back */
     fedl_dataset_gather(&ds, &index, 1, NULL, &y);
     assert_int_equal(y, -1);
