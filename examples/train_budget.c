@@ -1,8 +1,9 @@
 /*
  * train_budget.c - a training session under a memory budget, checkpointed:
  * plan the largest micro-batch a budget allows, train with gradient
- * accumulation to the full batch, save a checkpoint generation, resume from
- * it into a fresh trainer and check that both end with the same weights.
+ * accumulation to the full batch (every buffer in one arena of exactly the
+ * planned size), save a checkpoint generation, resume from it into a fresh
+ * trainer and check that both end with the same weights.
  *
  *   cc train_budget.c $(pkg-config --cflags --libs fedl) -o train_budget
  *   ./train_budget [--smoke] [BUDGET]   # BUDGET like 300K or auto [300K]
@@ -70,6 +71,7 @@ int main(int argc, char **argv)
     fedl_checkpoint *loaded = NULL;
     fedl_container_writer *writer = NULL;
     fedl_train_state state;
+    fedl_eval_result result;
     fedl_error err = {0};
     int rc = 1;
 
@@ -105,9 +107,19 @@ int main(int argc, char **argv)
         goto done;
     rc = memcmp(fedl_model_params(model), fedl_model_params(again),
                 fedl_model_param_count(model) * sizeof(float)) != 0;
-    printf("micro-batch %d of %d; %d steps; resumed run %s the uninterrupted one; loss %.4f\n",
-           plan.micro_batch, config.batch, steps, rc == 0 ? "equals" : "DIFFERS FROM",
-           fedl_trainer_stats(trainer).loss_sum / (double)fedl_trainer_stats(trainer).epoch_seen);
+    /* evaluation with the trainer's own buffers: nothing outside the plan */
+    if (fedl_trainer_evaluate(trainer, &data, &result, NULL, &err) != FEDL_OK) {
+        rc = 1;
+        goto done;
+    }
+    printf("micro-batch %d of %d; arena %zu bytes (planned %zu); %d steps; resumed run %s the "
+           "uninterrupted one; loss %.4f, accuracy %.3f\n",
+           plan.micro_batch, config.batch, fedl_trainer_arena(trainer)->capacity, plan.arena, steps,
+           rc == 0 ? "equals" : "DIFFERS FROM",
+           fedl_trainer_stats(trainer).loss_sum / (double)fedl_trainer_stats(trainer).epoch_seen,
+           result.accuracy);
+    if (fedl_trainer_arena(trainer)->capacity != plan.arena)
+        rc = 1;
 done:
     if (err.status != FEDL_OK)
         fprintf(stderr, "train_budget: %s\n", err.message);
