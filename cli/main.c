@@ -1,7 +1,9 @@
 /* main.c - the fedl command: dispatch to subcommands, top-level help. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "fedl/fedl.h"
@@ -29,6 +31,31 @@ size_t cli_peak_rss_bytes(void)
     return (size_t)usage.ru_maxrss * 1024u; /* Linux reports KiB */
 }
 
+int cli_training_budget(const char *command, const char *memory, fedl_budget *budget)
+{
+    fedl_budget_probe_options probe = fedl_budget_probe_defaults();
+    fedl_error err = {0};
+    char size[32];
+    if (fedl_budget_parse(memory, &probe, budget, &err) != FEDL_OK) {
+        fprintf(stderr, "fedl %s: --memory: %s\n", command, err.message);
+        return 2;
+    }
+    if (budget->source == FEDL_BUDGET_FIXED)
+        return 0;
+    if (budget->bytes <= FEDL_PLAN_PROCESS_OVERHEAD) {
+        /* 0 would mean "no limit" to the planner */
+        fprintf(stderr,
+                "fedl %s: refusing to start: the memory budget is %s (%s: %s), no more than the "
+                "%u MiB the process itself needs\n",
+                command, fedl_budget_format_bytes(budget->bytes, size, sizeof size),
+                fedl_budget_source_name(budget->source), budget->explanation,
+                FEDL_PLAN_PROCESS_OVERHEAD >> 20);
+        return 1;
+    }
+    budget->bytes -= FEDL_PLAN_PROCESS_OVERHEAD;
+    return 0;
+}
+
 const char *cli_group_digits(unsigned long long value, char *buf, size_t size)
 {
     char plain[32];
@@ -42,8 +69,31 @@ const char *cli_group_digits(unsigned long long value, char *buf, size_t size)
     return buf;
 }
 
+static int limited(int resource)
+{
+    struct rlimit limit;
+    return getrlimit(resource, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY;
+}
+
+/* OpenBLAS starts its worker threads when it is loaded, before main(), and
+ * each maps a 128 MiB buffer at once; under an address-space limit a map
+ * that fails makes the worker retry forever and the process hang (see
+ * src/nn/gemm.c). So under a finite RLIMIT_AS or RLIMIT_DATA, unless the
+ * user chose a thread count, run again with one BLAS thread: the library
+ * then checks the one buffer left before it is mapped. */
+static void one_blas_thread_under_limits(char **argv)
+{
+    if (getenv("OPENBLAS_NUM_THREADS") != NULL || (!limited(RLIMIT_AS) && !limited(RLIMIT_DATA)))
+        return;
+    if (setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+    /* no /proc: go on as we are (the variable is still set for children) */
+}
+
 int main(int argc, char **argv)
 {
+    one_blas_thread_under_limits(argv);
     if (argc < 2) {
         print_help();
         return 2;

@@ -4,7 +4,11 @@
  * Row-major C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C,
  * where op(X) is X or its transpose. The backend (BLIS, OpenBLAS through
  * CBLAS, or the portable blocked C kernel in gemm.c) is chosen when the
- * library is configured (cmake -DFEDL_BLAS=...).
+ * library is configured (cmake -DFEDL_BLAS=...). Once per process, before
+ * the first BLAS call, gemm.c checks that the BLAS's workspace can be
+ * mapped (an RLIMIT_AS or RLIMIT_DATA may forbid it, and the BLAS would then
+ * hang or abort); if not, every call runs on the portable kernel, a warning
+ * says why, and fedl_blas_backend() reports "c".
  */
 #ifndef FEDL_NN_GEMM_H
 #define FEDL_NN_GEMM_H
