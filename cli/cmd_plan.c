@@ -76,9 +76,9 @@ static void print_plan(const fedl_plan *p)
 
 static int run_plan(const plan_options *o, const fedl_dataset *data)
 {
-    fedl_budget_probe_options probe = fedl_budget_probe_defaults();
     fedl_train_config config = fedl_train_config_defaults();
     fedl_optim_kind kind;
+    int rc;
     fedl_budget budget;
     fedl_model *model = NULL;
     fedl_error err = {0};
@@ -88,14 +88,9 @@ static int run_plan(const plan_options *o, const fedl_dataset *data)
         fprintf(stderr, "fedl plan: --optimizer: '%s' is not sgd, adam or adamw\n", o->optimizer);
         return 2;
     }
-    if (fedl_budget_parse(o->memory, &probe, &budget, &err) != FEDL_OK) {
-        fprintf(stderr, "fedl plan: --memory: %s\n", err.message);
-        return 2;
-    }
-    if (budget.source != FEDL_BUDGET_FIXED)
-        budget.bytes = budget.bytes > FEDL_PLAN_PROCESS_OVERHEAD
-                           ? budget.bytes - FEDL_PLAN_PROCESS_OVERHEAD
-                           : 0;
+    rc = cli_training_budget("plan", o->memory, &budget);
+    if (rc != 0)
+        return rc;
     config.batch = o->batch;
     config.micro_batch = o->micro_batch;
     config.optim = fedl_optim_defaults(kind);
@@ -111,8 +106,10 @@ static int run_plan(const plan_options *o, const fedl_dataset *data)
     }
     printf("model %s: %zu parameters; %s %s optimiser\n", fedl_model_spec(model),
            fedl_model_param_count(model), o->optimizer, o->momentum > 0 ? "momentum" : "");
-    printf("memory budget %s (%s: %s)\n", fedl_budget_format_bytes(budget.bytes, size, sizeof size),
-           fedl_budget_source_name(budget.source), budget.explanation);
+    printf("memory budget %s (%s: %s%s)\n",
+           fedl_budget_format_bytes(budget.bytes, size, sizeof size),
+           fedl_budget_source_name(budget.source), budget.explanation,
+           budget.source != FEDL_BUDGET_FIXED ? "; less 8 MiB for the process itself" : "");
     print_layers(model, plan.micro_batch > 0 ? plan.micro_batch : 1);
     print_plan(&plan);
     fedl_model_destroy(model);

@@ -320,22 +320,18 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
-/* --memory: detect or parse the budget, say where it came from, and set the
- * micro-batch the plan picks; refuse when not even one sample fits. */
-static int plan_memory(const train_options *o, fedl_model *model, const fedl_dataset *train,
+/* Say where the budget came from and set the micro-batch the plan picks;
+ * refuse when not even one sample fits. */
+static int plan_memory(fedl_budget budget, fedl_model *model, const fedl_dataset *train,
                        const fedl_dataset *test, fedl_train_config *config)
 {
-    fedl_budget_probe_options probe = fedl_budget_probe_defaults();
-    fedl_budget budget;
     fedl_plan plan;
     fedl_error err = {0};
     char size[32];
-    if (fedl_budget_parse(o->memory, &probe, &budget, &err) != FEDL_OK) {
-        fprintf(stderr, "fedl train: --memory: %s\n", err.message);
-        return 2;
-    }
-    printf("memory budget %s (%s: %s)\n", fedl_budget_format_bytes(budget.bytes, size, sizeof size),
-           fedl_budget_source_name(budget.source), budget.explanation);
+    printf("memory budget %s (%s: %s%s)\n",
+           fedl_budget_format_bytes(budget.bytes, size, sizeof size),
+           fedl_budget_source_name(budget.source), budget.explanation,
+           budget.source != FEDL_BUDGET_FIXED ? "; less 8 MiB for the process itself" : "");
     if (fedl_plan_training(model, train, config, (size_t)budget.bytes, &plan, &err) != FEDL_OK) {
         fprintf(stderr, "fedl train: memory plan: %s\n", err.message);
         return 1;
@@ -484,6 +480,7 @@ int cmd_train(int argc, char **argv)
          "manifest for --verify-data [DATA/MANIFEST]", 0, 0},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0}};
     fedl_dataset train = {0}, test = {0};
+    fedl_budget budget = {0};
     fedl_model *model = NULL;
     fedl_trainer *trainer = NULL;
     fedl_train_config config;
@@ -528,13 +525,20 @@ int cmd_train(int argc, char **argv)
     rc = build_config(&o, train.count, &config);
     if (rc != 0)
         goto done;
+    if (o.memory != NULL) {
+        /* before the model exists, so that its parameters are not counted
+         * both in the system's usage and in the plan */
+        rc = cli_training_budget("train", o.memory, &budget);
+        if (rc != 0)
+            goto done;
+    }
     if (fedl_model_create(o.model, train.shape, o.seed, NULL, &model, &err) != FEDL_OK) {
         rc = fail("model", &err);
         goto done;
     }
     config.micro_batch = o.micro_batch;
     if (o.memory != NULL) {
-        rc = plan_memory(&o, model, &train, &test, &config);
+        rc = plan_memory(budget, model, &train, &test, &config);
         if (rc != 0)
             goto done;
     }

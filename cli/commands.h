@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "fedl/fedl.h"
+
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_ckpt(int argc, char **argv);
@@ -12,6 +14,11 @@ int cmd_plan(int argc, char **argv);
 
 /* Peak resident set size of this process in bytes (getrusage). */
 size_t cli_peak_rss_bytes(void);
+/* Parse --memory for training and take the process's own overhead
+ * (FEDL_PLAN_PROCESS_OVERHEAD) off a budget measured from the system. 0 on
+ * success; else a message on stderr prefixed with command and 2 (a bad
+ * size) or 1 (nothing left once the process is paid for). */
+int cli_training_budget(const char *command, const char *memory, fedl_budget *budget);
 /* "12,345" style thousands separators into buf. */
 const char *cli_group_digits(unsigned long long value, char *buf, size_t size);
 

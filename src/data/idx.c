@@ -400,8 +400,12 @@ static void source_close(idx_source *src)
 {
     if (src->zlib_ready)
         inflateEnd(&src->zs);
-    if (src->fd >= 0)
+    if (src->fd >= 0) {
+        /* The payload now lives in the data set: drop the file's pages from
+         * the page cache, which a memory cgroup charges to us too. */
+        posix_fadvise(src->fd, 0, 0, POSIX_FADV_DONTNEED);
         close(src->fd);
+    }
     fedl_mem_free(src->alloc, src->in, IDX_INPUT_BYTES);
     src->fd = -1;
     src->in = NULL;

@@ -63,7 +63,7 @@ set -- --model lenet5 --data "$data" --epochs 1 --train-limit 6000 --test-limit 
     --lr 0.05 --momentum 0.9 --seed 1 --quiet
 
 before=$(oom_kills)
-in_group "$fedl" train "$@" --batch 512 --memory auto >"$work/out" 2>"$work/err"
+in_group "$fedl" train "$@" --batch 1024 --memory auto >"$work/out" 2>"$work/err"
 rc=$?
 if [ "$rc" -eq 0 ]; then
     pass
