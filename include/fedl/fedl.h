@@ -6,6 +6,7 @@
 #include "fedl/mem.h"
 #include "fedl/nn.h"
 #include "fedl/data.h"
+#include "fedl/csv.h"
 #include "fedl/ckpt.h"
 #include "fedl/train.h"
 
