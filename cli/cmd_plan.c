@@ -20,16 +20,6 @@ typedef struct plan_options {
     float momentum;
 } plan_options;
 
-static int parse_shape(const char *text, fedl_shape *shape)
-{
-    int c, h, w;
-    char end;
-    if (sscanf(text, "%dx%dx%d%c", &c, &h, &w, &end) != 3 || c <= 0 || h <= 0 || w <= 0)
-        return -1;
-    *shape = (fedl_shape){c, h, w};
-    return 0;
-}
-
 static void print_bytes(const char *what, size_t bytes, const char *note)
 {
     char size[32];
@@ -154,7 +144,7 @@ int cmd_plan(int argc, char **argv)
         }
     } else {
         /* only the sizes matter to the plan: no samples are loaded */
-        if (parse_shape(o.shape, &data.shape) != 0) {
+        if (cli_parse_shape(o.shape, &data.shape) != 0) {
             fprintf(stderr, "fedl plan: --shape: '%s' is not CxHxW (e.g. 1x28x28)\n", o.shape);
             return 2;
         }

@@ -5,10 +5,13 @@
  * epoch end, on SIGTERM/SIGINT and SIGUSR1) and resumes from the newest
  * valid checkpoint when run again.
  */
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -31,16 +34,24 @@ typedef struct train_options {
     const char *memory;
     int micro_batch;
     int ckpt_steps, ckpt_seconds, keep, no_resume, verify_data;
+    /* CSV data */
+    const char *test, *label, *features, *shape, *scale, *missing, *delimiter;
+    int no_header;
 } train_options;
 
 static const char train_usage[] =
     "The model is a preset (lenet5, mlp) or a spec such as\n"
     "  \"conv2d(6,5,pad=2) relu maxpool2d(2) flatten dense(10)\".\n"
-    "The data directory holds train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],\n"
-    "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz].\n"
-    "Example:\n"
+    "--data is an IDX directory holding train-images-idx3-ubyte[.gz],\n"
+    "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and\n"
+    "t10k-labels-idx1-ubyte[.gz], or a CSV file (then --test names the test CSV).\n"
+    "A CSV file is read on demand through a row index, in bounded memory; its label\n"
+    "column (--label, default \"label\" or column 0) holds class ids or class names.\n"
+    "Examples:\n"
     "  fedl train --model lenet5 --data /usr/share/datasets/fashion-mnist --epochs 5 \\\n"
     "      --batch 32 --lr 0.05 --momentum 0.9 --seed 1 --out model.fedl\n"
+    "  fedl train --model lenet5 --data train.csv --test test.csv --label label \\\n"
+    "      --shape 1x28x28 --scale 255 --epochs 5 --lr 0.05 --momentum 0.9\n"
     "With --ckpt-dir DIR, training state is checkpointed every --ckpt-steps steps\n"
     "and every --ckpt-seconds seconds, at each epoch end, on SIGUSR1 (and training\n"
     "continues) and on SIGTERM/SIGINT (the current step finishes, the checkpoint is\n"
@@ -341,12 +352,125 @@ static int plan_memory(fedl_budget budget, fedl_model *model, const fedl_dataset
         return 1;
     }
     printf("memory plan: %s\n", plan.reason);
-    printf("memory outside the budget: data in memory %s (training %zu B, test %zu B), process "
-           "overhead up to %u MiB\n",
-           fedl_budget_format_bytes(plan.dataset + test->count * (test->sample_bytes + 1), size,
-                                    sizeof size),
-           plan.dataset, test->count * (test->sample_bytes + 1), FEDL_PLAN_PROCESS_OVERHEAD >> 20);
+    printf(
+        "memory outside the budget: data in memory %s (training %zu B, test %zu B), process "
+        "overhead up to %u MiB\n",
+        fedl_budget_format_bytes(plan.dataset + fedl_dataset_held_bytes(test), size, sizeof size),
+        plan.dataset, fedl_dataset_held_bytes(test), FEDL_PLAN_PROCESS_OVERHEAD >> 20);
     config->micro_batch = plan.micro_batch;
+    return 0;
+}
+
+static int fail(const char *what, const fedl_error *err)
+{
+    fprintf(stderr, "fedl train: %s: %s\n", what, err->message);
+    return 1;
+}
+
+static int usage_error(const char *what, const char *value)
+{
+    fprintf(stderr, "fedl train: %s (got '%s')\n", what, value);
+    return 2;
+}
+
+/* 1: a directory, 0: something else, -1: nothing there (message printed). */
+static int is_directory(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "fedl train: --data %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return S_ISDIR(st.st_mode);
+}
+
+/* The CSV schema and reader options from the command line; 2 on a bad
+ * value (with a message). */
+static int csv_settings(const train_options *o, fedl_csv_options *opts, fedl_csv_schema *schema)
+{
+    char *end;
+    *opts = fedl_csv_defaults();
+    *schema = fedl_csv_schema_defaults();
+    opts->has_header = !o->no_header;
+    if (o->delimiter != NULL) {
+        if (strcmp(o->delimiter, "tab") == 0 || strcmp(o->delimiter, "\\t") == 0)
+            opts->delimiter = '\t';
+        else if (strlen(o->delimiter) == 1 && o->delimiter[0] != '"')
+            opts->delimiter = o->delimiter[0];
+        else
+            return usage_error("--delimiter: one character or 'tab'", o->delimiter);
+    }
+    schema->label = o->label;
+    schema->features = o->features;
+    if (o->shape != NULL && cli_parse_shape(o->shape, &schema->shape) != 0)
+        return usage_error("--shape: CxHxW such as 1x28x28", o->shape);
+    if (o->scale == NULL || strcmp(o->scale, "none") == 0) {
+        schema->scaling = FEDL_CSV_SCALE_NONE;
+    } else if (strcmp(o->scale, "minmax") == 0) {
+        schema->scaling = FEDL_CSV_SCALE_MINMAX;
+    } else if (strcmp(o->scale, "zscore") == 0) {
+        schema->scaling = FEDL_CSV_SCALE_ZSCORE;
+    } else {
+        schema->scaling = FEDL_CSV_SCALE_DIVIDE;
+        schema->divisor = strtof(o->scale, &end);
+        if (*end != '\0' || !(schema->divisor > 0.0f))
+            return usage_error("--scale: none, minmax, zscore or a positive divisor", o->scale);
+    }
+    if (o->missing == NULL || strcmp(o->missing, "error") == 0) {
+        schema->missing = FEDL_CSV_MISSING_ERROR;
+    } else if (strcmp(o->missing, "skip") == 0) {
+        schema->missing = FEDL_CSV_MISSING_SKIP;
+    } else if (strcmp(o->missing, "mean") == 0) {
+        schema->missing = FEDL_CSV_MISSING_MEAN;
+    } else {
+        schema->missing = FEDL_CSV_MISSING_FILL;
+        schema->fill_value = strtof(o->missing, &end);
+        if (*end != '\0' || o->missing[0] == '\0')
+            return usage_error("--missing: error, skip, mean or a number", o->missing);
+    }
+    return 0;
+}
+
+/* The training and test sets: an IDX directory, or CSV files read on
+ * demand (the test file takes the training file's labels and scaling). */
+static int load_data(const train_options *o, fedl_dataset *train, fedl_dataset *test)
+{
+    fedl_csv_options opts;
+    fedl_csv_schema schema;
+    fedl_csv_info info;
+    fedl_error err = {0};
+    int rc = is_directory(o->data);
+    if (rc < 0)
+        return 1;
+    if (rc == 1) {
+        if (fedl_dataset_load_mnist_dir(o->data, FEDL_SPLIT_TRAIN, NULL, train, &err) != FEDL_OK)
+            return fail("training data", &err);
+        if (fedl_dataset_load_mnist_dir(o->data, FEDL_SPLIT_TEST, NULL, test, &err) != FEDL_OK) {
+            fedl_dataset_free(train);
+            return fail("test data", &err);
+        }
+        return 0;
+    }
+    if (o->test == NULL)
+        return usage_error("--test: a CSV --data needs a test file", o->data);
+    rc = csv_settings(o, &opts, &schema);
+    if (rc != 0)
+        return rc;
+    if (fedl_csv_dataset_open(o->data, &opts, &schema, NULL, NULL, train, &err) != FEDL_OK)
+        return fail("training data", &err);
+    if (fedl_csv_dataset_open(o->test, &opts, &schema, fedl_csv_dataset_fit(train), NULL, test,
+                              &err) != FEDL_OK) {
+        fedl_dataset_free(train);
+        return fail("test data", &err);
+    }
+    info = fedl_csv_dataset_info(train);
+    printf("CSV %s: %llu rows (%llu skipped for missing values, %llu values filled), %zu "
+           "features, label column %zu, %d classes; index %zu KiB\n",
+           o->data, (unsigned long long)info.rows, (unsigned long long)info.skipped_rows,
+           (unsigned long long)info.filled, info.features, info.label_column, train->classes,
+           fedl_dataset_held_bytes(train) >> 10);
+    if (test->classes < train->classes)
+        test->classes = train->classes;
     return 0;
 }
 
@@ -382,12 +506,6 @@ static int verify_data(const train_options *o)
 }
 
 /* ------------------------------------------------------------------ main */
-
-static int fail(const char *what, const fedl_error *err)
-{
-    fprintf(stderr, "fedl train: %s: %s\n", what, err->message);
-    return 1;
-}
 
 static int build_config(const train_options *o, size_t train_count, fedl_train_config *config)
 {
@@ -438,7 +556,20 @@ int cmd_train(int argc, char **argv)
                        .keep = 3};
     const cli_option options[] = {
         {"model", CLI_STRING, &o.model, "NAME|SPEC", "preset (lenet5, mlp) or spec [lenet5]", 0, 0},
-        {"data", CLI_STRING, &o.data, "DIR", "IDX data directory (MNIST layout), required", 0, 0},
+        {"data", CLI_STRING, &o.data, "DIR|FILE",
+         "IDX data directory (MNIST layout) or training CSV file, required", 0, 0},
+        {"test", CLI_STRING, &o.test, "FILE", "CSV: the test file, required with a CSV --data", 0,
+         0},
+        {"label", CLI_STRING, &o.label, "COLUMN", "CSV: label column, name or 0-based index", 0, 0},
+        {"features", CLI_STRING, &o.features, "LIST",
+         "CSV: feature columns: names, indexes, ranges (1-784) [all but the label]", 0, 0},
+        {"shape", CLI_STRING, &o.shape, "CxHxW", "CSV: sample shape [features x 1 x 1]", 0, 0},
+        {"scale", CLI_STRING, &o.scale, "HOW", "CSV: none, minmax, zscore or a divisor [none]", 0,
+         0},
+        {"missing", CLI_STRING, &o.missing, "HOW",
+         "CSV: empty values: error, skip, mean or a fill value [error]", 0, 0},
+        {"delimiter", CLI_STRING, &o.delimiter, "C", "CSV: field delimiter (, ; | tab) [,]", 0, 0},
+        {"no-header", CLI_FLAG, &o.no_header, NULL, "CSV: the first row is data", 0, 0},
         {"epochs", CLI_INT, &o.epochs, "N", "passes over the training set [5]", 1, 100000},
         {"batch", CLI_INT, &o.batch, "N", "samples per optimiser step [32]", 1, 1 << 20},
         {"optimizer", CLI_STRING, &o.optimizer, "NAME", "sgd, adam or adamw [sgd]", 0, 0},
@@ -511,12 +642,9 @@ int cmd_train(int argc, char **argv)
     if (o.ckpt_dir != NULL)
         install_signal_handlers();
 
-    if (fedl_dataset_load_mnist_dir(o.data, FEDL_SPLIT_TRAIN, NULL, &train, &err) != FEDL_OK)
-        return fail("training data", &err);
-    if (fedl_dataset_load_mnist_dir(o.data, FEDL_SPLIT_TEST, NULL, &test, &err) != FEDL_OK) {
-        fedl_dataset_free(&train);
-        return fail("test data", &err);
-    }
+    rc = load_data(&o, &train, &test);
+    if (rc != 0)
+        return rc;
     if (o.train_limit > 0 && (size_t)o.train_limit < train.count)
         fedl_dataset_truncate(&train, (size_t)o.train_limit);
     if (o.test_limit > 0 && (size_t)o.test_limit < test.count)

@@ -19,6 +19,8 @@ size_t cli_peak_rss_bytes(void);
  * success; else a message on stderr prefixed with command and 2 (a bad
  * size) or 1 (nothing left once the process is paid for). */
 int cli_training_budget(const char *command, const char *memory, fedl_budget *budget);
+/* "CxHxW" (e.g. 1x28x28), each part positive; 0 on success, -1 otherwise. */
+int cli_parse_shape(const char *text, fedl_shape *shape);
 /* "12,345" style thousands separators into buf. */
 const char *cli_group_digits(unsigned long long value, char *buf, size_t size);
 

@@ -56,6 +56,16 @@ int cli_training_budget(const char *command, const char *memory, fedl_budget *bu
     return 0;
 }
 
+int cli_parse_shape(const char *text, fedl_shape *shape)
+{
+    int c, h, w;
+    char end;
+    if (sscanf(text, "%dx%dx%d%c", &c, &h, &w, &end) != 3 || c <= 0 || h <= 0 || w <= 0)
+        return -1;
+    *shape = (fedl_shape){c, h, w};
+    return 0;
+}
+
 const char *cli_group_digits(unsigned long long value, char *buf, size_t size)
 {
     char plain[32];

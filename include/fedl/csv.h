@@ -73,6 +73,7 @@
 #include <stdint.h>
 
 #include "fedl/core.h"
+#include "fedl/data.h"
 #include "fedl/mem.h"
 
 #ifdef __cplusplus
@@ -198,6 +199,88 @@ fedl_status fedl_csv_seek(fedl_csv_reader *reader, uint64_t byte_offset, uint64_
                           fedl_error *err);
 /* Seek to the first record after the header (the start without one). */
 fedl_status fedl_csv_rewind(fedl_csv_reader *reader, fedl_error *err);
+
+/* ------------------------------------------------------------ data sets */
+
+/*
+ * A CSV file as a training data set, read on demand: one streaming pass at
+ * open builds a row-offset index (16 bytes a row: byte offset and line),
+ * the label map and the column statistics, and computes the file's
+ * SHA-256; after that a sample is read by seeking to its row and parsing it,
+ * so memory is the index plus one record buffer, whatever the file's size,
+ * and any order of samples (a shuffle per epoch) costs a seek per row.
+ * The file must be plain (gzip cannot seek) and must not change while the
+ * data set is open.
+ *
+ * Labels are class ids: when every label is an integer in [0, 4095] the
+ * class id is that integer (so a Fashion-MNIST CSV has the ids of its IDX
+ * files), otherwise the distinct label texts sorted bytewise are classes
+ * 0, 1, ... (at most 4096 of them, each at most 255 bytes).
+ */
+
+typedef enum fedl_csv_missing {
+    FEDL_CSV_MISSING_ERROR, /* an empty feature or label is an error naming its line */
+    FEDL_CSV_MISSING_SKIP,  /* a row with an empty feature or label is left out, counted */
+    FEDL_CSV_MISSING_FILL,  /* an empty feature is fill_value; an empty label is an error */
+    FEDL_CSV_MISSING_MEAN   /* an empty feature is its column's mean (training file) */
+} fedl_csv_missing;
+
+typedef enum fedl_csv_scaling {
+    FEDL_CSV_SCALE_NONE,   /* features as written */
+    FEDL_CSV_SCALE_DIVIDE, /* x / divisor (e.g. 255 for 8-bit pixels) */
+    FEDL_CSV_SCALE_MINMAX, /* (x - min) / (max - min) per column, to [0, 1] */
+    FEDL_CSV_SCALE_ZSCORE  /* (x - mean) / std per column (population std) */
+} fedl_csv_scaling;
+
+/* Which columns are what; start from fedl_csv_schema_defaults(). Column
+ * indexes are 0-based (as pandas' iloc). */
+typedef struct fedl_csv_schema {
+    const char *label;    /* a column name or index; NULL = the column named "label",
+                             else column 0 */
+    const char *features; /* NULL or "all" = every column but the label; else a comma
+                             list of names, indexes and index ranges ("1-784") */
+    fedl_shape shape;     /* sample shape; {0, 0, 0} = (features, 1, 1) */
+    fedl_csv_missing missing;
+    float fill_value;         /* FEDL_CSV_MISSING_FILL */
+    fedl_csv_scaling scaling; /* statistics come from the training file */
+    float divisor;            /* FEDL_CSV_SCALE_DIVIDE, > 0 */
+} fedl_csv_schema;
+
+fedl_csv_schema fedl_csv_schema_defaults(void);
+
+/* What a training file fixes for every other file of the same data (test
+ * files, files evaluated later): the label map, the per-feature scaling and
+ * fill values. Owned by the data set it came from. */
+typedef struct fedl_csv_fit fedl_csv_fit;
+
+/* Figures of the pass that opened a CSV data set. */
+typedef struct fedl_csv_info {
+    uint64_t rows;         /* data rows read */
+    uint64_t skipped_rows; /* left out for a missing value (FEDL_CSV_MISSING_SKIP) */
+    uint64_t filled;       /* missing features filled */
+    size_t features;       /* feature columns */
+    size_t label_column;   /* its index */
+    int numeric_labels;    /* 1: class id = the integer label */
+    size_t longest_record; /* bytes */
+    uint8_t file_sha256[FEDL_SHA256_BYTES];
+} fedl_csv_info;
+
+/* Open path as a data set (out->source reads it). fit NULL: this is the
+ * training file, which fixes the label map and scaling; else those of fit
+ * (from fedl_csv_dataset_fit of the training set) are used, and a label fit
+ * does not know is an error naming its line. opts NULL = the defaults. On
+ * failure *out is zeroed and nothing stays allocated; errors name the
+ * file, line and column. */
+fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts,
+                                  const fedl_csv_schema *schema, const fedl_csv_fit *fit,
+                                  fedl_allocator *alloc, fedl_dataset *out, fedl_error *err);
+/* The fit of a data set opened by fedl_csv_dataset_open (NULL for any other
+ * data set); valid until it is freed. */
+const fedl_csv_fit *fedl_csv_dataset_fit(const fedl_dataset *ds);
+/* The figures of its opening pass (zeroed for any other data set). */
+fedl_csv_info fedl_csv_dataset_info(const fedl_dataset *ds);
+/* Name of class id (the label text, or the integer), NULL when out of range. */
+const char *fedl_csv_class_name(const fedl_csv_fit *fit, int class_id, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

@@ -55,6 +55,19 @@ void fedl_idx_free(fedl_idx *idx, fedl_allocator *alloc);
 
 /* ------------------------------------------------------------------- dataset */
 
+/* Samples read on demand instead of held in memory (a CSV file through its
+ * row index, ...). read writes samples indices[0..n) as floats x (n, C, H,
+ * W) and labels (n), either of which may be NULL; it may fail (a file that
+ * changed, an I/O error) with a message naming the file and line. */
+typedef struct fedl_sample_source {
+    fedl_status (*read)(void *impl, const uint32_t *indices, size_t n, float *x, int32_t *labels,
+                        fedl_error *err);
+    void (*destroy)(void *impl); /* frees impl; called by fedl_dataset_free */
+    void *impl;
+    uint8_t identity[FEDL_SHA256_BYTES]; /* SHA-256 of what defines the samples */
+    size_t held_bytes;                   /* memory the source holds (index, buffers) */
+} fedl_sample_source;
+
 typedef struct fedl_dataset {
     fedl_allocator *alloc;
     size_t count;        /* samples */
@@ -65,8 +78,10 @@ typedef struct fedl_dataset {
     int classes;         /* 1 + the largest label */
     float scale;         /* a pixel p becomes p * scale + shift */
     float shift;
-    size_t capacity;       /* samples the pixel buffer holds (0 means count) */
-    size_t label_capacity; /* samples the label buffer holds (0 means count) */
+    size_t capacity;           /* samples the pixel buffer holds (0 means count) */
+    size_t label_capacity;     /* samples the label buffer holds (0 means count) */
+    fedl_sample_source source; /* source.read != NULL: samples come from it; pixels,
+                                  labels, scale and shift are unused */
 } fedl_dataset;
 
 typedef enum fedl_split { FEDL_SPLIT_TRAIN, FEDL_SPLIT_TEST } fedl_split;
@@ -88,11 +103,19 @@ void fedl_dataset_truncate(fedl_dataset *ds, size_t n);
 /* Release the buffers and zero ds. */
 void fedl_dataset_free(fedl_dataset *ds);
 
-/* Write samples indices[0..n) as floats x (n, C, H, W) and labels (n).
- * Either output may be NULL to skip it. An index >= count (a caller bug) is
- * written as zeros with label -1 rather than read out of bounds. */
+/* Write samples indices[0..n) as floats x (n, C, H, W) and labels (n) of an
+ * in-memory data set. Either output may be NULL to skip it. An index >=
+ * count (a caller bug) is written as zeros with label -1 rather than read
+ * out of bounds. */
 void fedl_dataset_gather(const fedl_dataset *ds, const uint32_t *indices, size_t n, float *x,
                          int32_t *labels);
+/* The same for any data set, in memory or read from a source; an index >=
+ * count is FEDL_ERR_INVALID_ARG. */
+fedl_status fedl_dataset_read(const fedl_dataset *ds, const uint32_t *indices, size_t n, float *x,
+                              int32_t *labels, fedl_error *err);
+/* Bytes the data set holds in memory: the samples and labels, or what its
+ * source holds. */
+size_t fedl_dataset_held_bytes(const fedl_dataset *ds);
 
 /* ------------------------------------------------------------------- batcher */
 
@@ -132,6 +155,10 @@ void fedl_batcher_seek(fedl_batcher *b, uint64_t epoch, size_t position);
  * so that the epoch boundary is a visible point in the training loop (end of
  * epoch evaluation, checkpoint, learning-rate schedule). */
 size_t fedl_batcher_next(fedl_batcher *b, size_t max, float *x, int32_t *labels);
+/* The same through fedl_dataset_read, for any data set: *got samples (0 at
+ * the end of the epoch). On failure the position stays where it was. */
+fedl_status fedl_batcher_read(fedl_batcher *b, size_t max, float *x, int32_t *labels, size_t *got,
+                              fedl_error *err);
 /* The permutation of epoch for n items from seed (Fisher-Yates over Philox
  * stream (seed, 0x5348554646ULL + epoch)); identical on every platform.
  * n must be at most UINT32_MAX (larger n leaves order untouched). */

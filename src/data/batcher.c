@@ -140,3 +140,22 @@ size_t fedl_batcher_next(fedl_batcher *b, size_t max, float *x, int32_t *labels)
     b->position += n;
     return n;
 }
+
+fedl_status fedl_batcher_read(fedl_batcher *b, size_t max, float *x, int32_t *labels, size_t *got,
+                              fedl_error *err)
+{
+    size_t n;
+    fedl_status status;
+    *got = 0;
+    if (b == NULL || b->order == NULL || b->position >= b->count)
+        return FEDL_OK;
+    n = b->count - b->position;
+    if (n > max)
+        n = max;
+    status = fedl_dataset_read(b->ds, b->order + b->position, n, x, labels, err);
+    if (status != FEDL_OK)
+        return status;
+    b->position += n;
+    *got = n;
+    return FEDL_OK;
+}

@@ -192,6 +192,10 @@ void fedl_dataset_truncate(fedl_dataset *ds, size_t n)
 {
     if (ds == NULL || n >= ds->count)
         return;
+    if (ds->source.read != NULL) { /* the source holds no per-sample buffers to shrink */
+        ds->count = n;
+        return;
+    }
     if (ds->capacity == 0)
         ds->capacity = ds->count;
     if (ds->label_capacity == 0)
@@ -206,6 +210,8 @@ void fedl_dataset_free(fedl_dataset *ds)
 {
     if (ds == NULL)
         return;
+    if (ds->source.destroy != NULL)
+        ds->source.destroy(ds->source.impl);
     fedl_mem_free(ds->alloc, ds->pixels,
                   (ds->capacity != 0 ? ds->capacity : ds->count) * ds->sample_bytes);
     fedl_mem_free(ds->alloc, ds->labels, ds->label_capacity != 0 ? ds->label_capacity : ds->count);
@@ -238,4 +244,25 @@ void fedl_dataset_gather(const fedl_dataset *ds, const uint32_t *indices, size_t
         if (labels != NULL)
             labels[i] = valid ? (int32_t)ds->labels[index] : -1;
     }
+}
+
+fedl_status fedl_dataset_read(const fedl_dataset *ds, const uint32_t *indices, size_t n, float *x,
+                              int32_t *labels, fedl_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (indices[i] >= ds->count)
+            return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                                  "data set: sample %lu of %zu does not exist",
+                                  (unsigned long)indices[i], ds->count);
+    if (ds->source.read != NULL)
+        return ds->source.read(ds->source.impl, indices, n, x, labels, err);
+    fedl_dataset_gather(ds, indices, n, x, labels);
+    return FEDL_OK;
+}
+
+size_t fedl_dataset_held_bytes(const fedl_dataset *ds)
+{
+    if (ds->source.read != NULL)
+        return ds->source.held_bytes;
+    return ds->count * ds->sample_bytes + ds->count;
 }

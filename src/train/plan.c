@@ -35,7 +35,7 @@ static void fill_fixed(const fedl_model *model, const fedl_dataset *data,
     size_t params = fedl_model_param_count(model);
     fedl_session_layout l;
     fedl_session_layout_of(model, data, &c->optim, 1, &l);
-    p->dataset = data->count * data->sample_bytes + data->count;
+    p->dataset = fedl_dataset_held_bytes(data);
     p->params = aligned_cost((params + 1) * sizeof(float));
     p->grads = aligned_cost((params + 1) * sizeof(float));
     p->optimizer = l.optimizer;

@@ -204,9 +204,15 @@ static void write_config(text_sink *sink, const fedl_model *model, const fedl_da
     sink_printf(sink, "data_classes=%d\n", data->classes);
     sink_printf(sink, "data_scale=%.9g\n", (double)data->scale);
     sink_printf(sink, "data_shift=%.9g\n", (double)data->shift);
-    sink_printf(sink, "data_crc32c=%08x\n",
-                fedl_crc32c(fedl_crc32c(0, data->pixels, data->count * data->sample_bytes),
-                            data->labels, data->count));
+    if (data->source.read != NULL) {
+        char hex[2 * FEDL_SHA256_BYTES + 1];
+        fedl_sha256_hex(data->source.identity, hex);
+        sink_printf(sink, "data_sha256=%s\n", hex);
+    } else {
+        sink_printf(sink, "data_crc32c=%08x\n",
+                    fedl_crc32c(fedl_crc32c(0, data->pixels, data->count * data->sample_bytes),
+                                data->labels, data->count));
+    }
 }
 
 static fedl_status build_config_text(fedl_trainer *t, fedl_error *err)
@@ -311,8 +317,10 @@ static fedl_status micro_step(fedl_trainer *t, size_t first, size_t m, size_t n,
 {
     const float *logits;
     double loss = 0.0;
-    size_t got = fedl_batcher_next(&t->batcher, m, t->x, t->labels);
-    fedl_status st;
+    size_t got;
+    fedl_status st = fedl_batcher_read(&t->batcher, m, t->x, t->labels, &got, err);
+    if (st != FEDL_OK)
+        return st;
     if (got != m)
         return fedl_error_set(err, FEDL_ERR_STATE, "trainer: %zu samples left, %zu expected", got,
                               m);
@@ -588,8 +596,9 @@ static fedl_status evaluate_batches(fedl_model *model, const fedl_dataset *ds, i
         double loss = 0.0;
         for (size_t i = 0; i < n; i++)
             indices[i] = (uint32_t)(start + i);
-        fedl_dataset_gather(ds, indices, n, x, labels);
-        st = fedl_model_forward(model, x, (int)n, 0, &logits, err);
+        st = fedl_dataset_read(ds, indices, n, x, labels, err);
+        if (st == FEDL_OK)
+            st = fedl_model_forward(model, x, (int)n, 0, &logits, err);
         if (st == FEDL_OK)
             st = fedl_loss_softmax_cross_entropy(logits, labels, (int)n, classes, 1.0f, &loss, NULL,
                                                  err);

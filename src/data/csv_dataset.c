@@ -1,0 +1,746 @@
+/*
+ * csv_dataset.c - a CSV file as a data set read on demand (fedl/csv.h):
+ * the opening pass (row-offset index, label map, column statistics, the
+ * file's SHA-256), the fit a training file passes on to its test file, and
+ * reading samples by seeking to their rows.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fedl/csv.h"
+
+#define MAX_CLASSES 4096
+#define MAX_LABEL_BYTES 255
+#define MIN_READ_BUFFER 4096
+
+struct fedl_csv_fit {
+    size_t features;
+    float *scale, *shift, *fill; /* (features): x = value * scale + shift; fill for missing */
+    int numeric_labels;          /* class id = the integer label */
+    int classes;
+    char *names;        /* label texts, each NUL-terminated (string labels) */
+    size_t names_bytes; /* used */
+    size_t names_cap;   /* allocated */
+    uint32_t *name_at;  /* (classes) offsets into names, sorted by text */
+    size_t name_at_cap; /* entries allocated */
+};
+
+/* One row of the index: where its record starts. */
+typedef struct row_ref {
+    uint64_t offset; /* byte offset of the record */
+    uint64_t line;   /* its first line */
+} row_ref;
+
+typedef struct csv_dataset {
+    fedl_allocator *alloc;
+    fedl_csv_reader *reader; /* random access, buffer sized for the longest record */
+    row_ref *rows;           /* (count) */
+    size_t count, rows_cap;
+    size_t *columns;    /* (features) column index of each feature */
+    size_t columns_cap; /* entries allocated: the file's column count */
+    size_t label_column;
+    fedl_csv_missing missing;
+    fedl_csv_fit fit;
+    fedl_csv_info info;
+} csv_dataset;
+
+fedl_csv_schema fedl_csv_schema_defaults(void)
+{
+    fedl_csv_schema s;
+    memset(&s, 0, sizeof s);
+    s.missing = FEDL_CSV_MISSING_ERROR;
+    s.scaling = FEDL_CSV_SCALE_NONE;
+    s.divisor = 1.0f;
+    return s;
+}
+
+/* ---------------------------------------------------------------- the fit */
+
+static void fit_free(fedl_allocator *alloc, fedl_csv_fit *f)
+{
+    fedl_mem_free(alloc, f->scale, f->features * sizeof *f->scale);
+    fedl_mem_free(alloc, f->shift, f->features * sizeof *f->shift);
+    fedl_mem_free(alloc, f->fill, f->features * sizeof *f->fill);
+    fedl_mem_free(alloc, f->names, f->names_cap);
+    fedl_mem_free(alloc, f->name_at, f->name_at_cap * sizeof *f->name_at);
+    memset(f, 0, sizeof *f);
+}
+
+static fedl_status fit_alloc_features(fedl_allocator *alloc, fedl_csv_fit *f, size_t features,
+                                      fedl_error *err)
+{
+    f->features = features;
+    f->scale = fedl_mem_alloc(alloc, features * sizeof *f->scale);
+    f->shift = fedl_mem_alloc(alloc, features * sizeof *f->shift);
+    f->fill = fedl_mem_alloc(alloc, features * sizeof *f->fill);
+    if (f->scale == NULL || f->shift == NULL || f->fill == NULL)
+        return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate %zu columns",
+                              features);
+    return FEDL_OK;
+}
+
+static fedl_status fit_copy(fedl_allocator *alloc, const fedl_csv_fit *from, fedl_csv_fit *to,
+                            fedl_error *err)
+{
+    fedl_status st = fit_alloc_features(alloc, to, from->features, err);
+    if (st != FEDL_OK)
+        return st;
+    memcpy(to->scale, from->scale, from->features * sizeof *to->scale);
+    memcpy(to->shift, from->shift, from->features * sizeof *to->shift);
+    memcpy(to->fill, from->fill, from->features * sizeof *to->fill);
+    to->numeric_labels = from->numeric_labels;
+    to->classes = from->classes;
+    if (from->names_bytes > 0) {
+        to->names = fedl_mem_alloc(alloc, from->names_bytes);
+        to->name_at = fedl_mem_alloc(alloc, (size_t)from->classes * sizeof *to->name_at);
+        if (to->names == NULL || to->name_at == NULL)
+            return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot copy the labels");
+        to->names_cap = to->names_bytes = from->names_bytes;
+        to->name_at_cap = (size_t)from->classes;
+        memcpy(to->names, from->names, from->names_bytes);
+        memcpy(to->name_at, from->name_at, (size_t)from->classes * sizeof *to->name_at);
+    }
+    return FEDL_OK;
+}
+
+/* Position of text among the sorted label names: *found, or where it goes. */
+static size_t find_name(const fedl_csv_fit *f, const char *text, size_t len, int *found)
+{
+    size_t lo = 0, hi = (size_t)f->classes;
+    *found = 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *name = f->names + f->name_at[mid];
+        size_t name_len = strlen(name);
+        int c = memcmp(name, text, name_len < len ? name_len : len);
+        if (c == 0)
+            c = name_len < len ? -1 : name_len > len ? 1 : 0;
+        if (c == 0) {
+            *found = 1;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Add a label text not seen before, keeping the names sorted. */
+static fedl_status add_name(fedl_allocator *alloc, fedl_csv_fit *f, const char *text, size_t len,
+                            size_t at, fedl_error *err)
+{
+    if (f->classes >= MAX_CLASSES)
+        return fedl_error_set(err, FEDL_ERR_FORMAT, "more than %d distinct labels", MAX_CLASSES);
+    if (f->names_bytes + len + 1 > f->names_cap) {
+        size_t cap = f->names_cap ? f->names_cap * 2 : 4096;
+        char *grown;
+        while (cap < f->names_bytes + len + 1)
+            cap *= 2;
+        grown = fedl_mem_realloc(alloc, f->names, f->names_cap, cap);
+        if (grown == NULL)
+            return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot store labels");
+        f->names = grown;
+        f->names_cap = cap;
+    }
+    if ((size_t)f->classes + 1 > f->name_at_cap) {
+        size_t cap = f->name_at_cap ? f->name_at_cap * 2 : 64;
+        uint32_t *grown = fedl_mem_realloc(alloc, f->name_at, f->name_at_cap * sizeof *grown,
+                                           cap * sizeof *grown);
+        if (grown == NULL)
+            return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot store labels");
+        f->name_at = grown;
+        f->name_at_cap = cap;
+    }
+    memcpy(f->names + f->names_bytes, text, len);
+    f->names[f->names_bytes + len] = '\0';
+    memmove(f->name_at + at + 1, f->name_at + at, ((size_t)f->classes - at) * sizeof *f->name_at);
+    f->name_at[at] = (uint32_t)f->names_bytes;
+    f->names_bytes += len + 1;
+    f->classes++;
+    return FEDL_OK;
+}
+
+/* The integer a label text is, when it is one in [0, MAX_CLASSES). */
+static int small_integer(const char *text, size_t len, int *value)
+{
+    int v = 0;
+    if (len == 0 || len > 4)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return 0;
+        v = v * 10 + (text[i] - '0');
+    }
+    if (v >= MAX_CLASSES)
+        return 0;
+    *value = v;
+    return 1;
+}
+
+/* Once every label is known: integers keep their value as class id. */
+static void decide_label_map(fedl_csv_fit *f)
+{
+    int largest = -1, value;
+    for (int i = 0; i < f->classes; i++) {
+        const char *name = f->names + f->name_at[i];
+        if (!small_integer(name, strlen(name), &value) || (strlen(name) > 1 && name[0] == '0'))
+            return;
+        if (value > largest)
+            largest = value;
+    }
+    if (f->classes > 0) {
+        f->numeric_labels = 1;
+        f->classes = largest + 1;
+    }
+}
+
+const char *fedl_csv_class_name(const fedl_csv_fit *fit, int class_id, char *buf, size_t size)
+{
+    if (fit == NULL || class_id < 0 || class_id >= fit->classes)
+        return NULL;
+    if (fit->numeric_labels) {
+        snprintf(buf, size, "%d", class_id);
+        return buf;
+    }
+    return fit->names + fit->name_at[class_id];
+}
+
+/* The class id of the label in field col of the current record. */
+static fedl_status class_of(const fedl_csv_reader *r, size_t col, const fedl_csv_fit *f,
+                            int32_t *out, fedl_error *err)
+{
+    size_t len;
+    const char *text = fedl_csv_field(r, col, &len);
+    int value, found;
+    size_t at;
+    if (f->numeric_labels) {
+        if (!small_integer(text, len, &value) || value >= f->classes)
+            return fedl_csv_field_error(r, col, FEDL_ERR_FORMAT,
+                                        "a label the training data does not have", err);
+        *out = value;
+        return FEDL_OK;
+    }
+    at = find_name(f, text, len, &found);
+    if (!found)
+        return fedl_csv_field_error(r, col, FEDL_ERR_FORMAT,
+                                    "a label the training data does not have", err);
+    *out = (int32_t)at;
+    return FEDL_OK;
+}
+
+/* ------------------------------------------------------------- columns */
+
+static int all_digits(const char *s, size_t len)
+{
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* Column named or numbered by text[0..len). */
+static fedl_status resolve_column(const fedl_csv_reader *r, const char *what, const char *text,
+                                  size_t len, size_t columns, size_t *out, fedl_error *err)
+{
+    char name[256];
+    if (all_digits(text, len)) {
+        unsigned long long index = strtoull(text, NULL, 10);
+        if (len > 18 || index >= columns)
+            return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                                  "CSV %s: column %.*s does not exist (the file has %zu columns, "
+                                  "numbered from 0)",
+                                  what, (int)len, text, columns);
+        *out = (size_t)index;
+        return FEDL_OK;
+    }
+    if (len >= sizeof name)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "CSV %s: column name too long", what);
+    memcpy(name, text, len);
+    name[len] = '\0';
+    if (fedl_csv_header_count(r) == 0)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "CSV %s: column '%s' named, but the file has no header", what, name);
+    return fedl_csv_find_column(r, name, out, err);
+}
+
+/* The feature columns of schema->features (NULL or "all": all but label). */
+static fedl_status resolve_features(csv_dataset *d, const fedl_csv_reader *r, const char *spec,
+                                    size_t columns, fedl_error *err)
+{
+    size_t count = 0, cap = columns;
+    const char *p = spec;
+    fedl_status st;
+    d->columns = fedl_mem_alloc(d->alloc, cap * sizeof *d->columns);
+    d->columns_cap = cap;
+    if (d->columns == NULL)
+        return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate columns");
+    if (spec == NULL || strcmp(spec, "all") == 0) {
+        for (size_t c = 0; c < columns; c++)
+            if (c != d->label_column)
+                d->columns[count++] = c;
+    } else {
+        while (*p != '\0') {
+            const char *end = strchr(p, ','), *dash;
+            size_t len = end ? (size_t)(end - p) : strlen(p), first, last;
+            dash = memchr(p, '-', len);
+            if (dash != NULL && all_digits(p, (size_t)(dash - p)) &&
+                all_digits(dash + 1, len - (size_t)(dash - p) - 1)) {
+                st = resolve_column(r, "features", p, (size_t)(dash - p), columns, &first, err);
+                if (st == FEDL_OK)
+                    st = resolve_column(r, "features", dash + 1, len - (size_t)(dash - p) - 1,
+                                        columns, &last, err);
+                if (st != FEDL_OK)
+                    return st;
+                if (last < first)
+                    return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                                          "CSV features: range %.*s runs backwards", (int)len, p);
+            } else {
+                st = resolve_column(r, "features", p, len, columns, &first, err);
+                if (st != FEDL_OK)
+                    return st;
+                last = first;
+            }
+            for (size_t c = first; c <= last; c++) {
+                for (size_t k = 0; k < count; k++)
+                    if (d->columns[k] == c)
+                        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                                              "CSV features: column %zu is listed twice", c);
+                if (c == d->label_column)
+                    return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                                          "CSV features: column %zu is the label", c);
+                d->columns[count++] = c;
+            }
+            p += len + (end ? 1 : 0);
+        }
+    }
+    if (count == 0)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "CSV features: no feature columns");
+    d->info.features = count;
+    return FEDL_OK;
+}
+
+/* ------------------------------------------------------------ the pass */
+
+/* Reads the file for the opening pass and hashes what it reads. */
+typedef struct hashing_file {
+    int fd;
+    const char *path;
+    fedl_sha256_ctx sha;
+} hashing_file;
+
+static fedl_status hashing_read(void *ud, void *buffer, size_t capacity, size_t *got,
+                                fedl_error *err)
+{
+    hashing_file *h = ud;
+    ssize_t n;
+    do
+        n = read(h->fd, buffer, capacity);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return fedl_error_set(err, FEDL_ERR_IO, "%s: read: %s", h->path, strerror(errno));
+    fedl_sha256_update(&h->sha, buffer, (size_t)n);
+    *got = (size_t)n;
+    return FEDL_OK;
+}
+
+/* Per feature column, over the values present in the rows kept. */
+typedef struct column_stats {
+    double sum, sum_sq;
+    float min, max;
+    uint64_t n;
+} column_stats;
+
+static fedl_status append_row(csv_dataset *d, uint64_t offset, uint64_t line, fedl_error *err)
+{
+    if (d->count == d->rows_cap) {
+        size_t cap = d->rows_cap ? d->rows_cap * 2 : 1024;
+        row_ref *grown =
+            fedl_mem_realloc(d->alloc, d->rows, d->rows_cap * sizeof *grown, cap * sizeof *grown);
+        if (grown == NULL)
+            return fedl_error_set(err, FEDL_ERR_NOMEM,
+                                  "CSV data set: cannot grow the row index to %zu rows", cap);
+        d->rows = grown;
+        d->rows_cap = cap;
+    }
+    d->rows[d->count].offset = offset;
+    d->rows[d->count].line = line;
+    d->count++;
+    return FEDL_OK;
+}
+
+/* Parse the current record's features into row (features); *skip when a
+ * missing value leaves the row out; missing values get NAN. */
+static fedl_status parse_features(csv_dataset *d, const fedl_csv_reader *r, float *row, int *skip,
+                                  fedl_error *err)
+{
+    for (size_t j = 0; j < d->info.features; j++) {
+        int missing = 0;
+        fedl_status st = fedl_csv_field_float(r, d->columns[j], &row[j], &missing, err);
+        if (st != FEDL_OK)
+            return st;
+        if (!missing)
+            continue;
+        row[j] = NAN;
+        if (d->missing == FEDL_CSV_MISSING_ERROR)
+            return fedl_csv_field_error(r, d->columns[j], FEDL_ERR_FORMAT,
+                                        "a value (missing values are errors; choose skip, fill "
+                                        "or mean)",
+                                        err);
+        if (d->missing == FEDL_CSV_MISSING_SKIP)
+            *skip = 1;
+    }
+    return FEDL_OK;
+}
+
+/* The label of the current record during the pass: *skip when missing and
+ * skipping; new texts join the fit's names (training file) or must be
+ * known (fit given). */
+static fedl_status pass_label(csv_dataset *d, const fedl_csv_reader *r, int training, int *skip,
+                              fedl_error *err)
+{
+    size_t len, at;
+    const char *text = fedl_csv_field(r, d->label_column, &len);
+    int found;
+    int32_t id;
+    if (len == 0) {
+        if (d->missing == FEDL_CSV_MISSING_SKIP) {
+            *skip = 1;
+            return FEDL_OK;
+        }
+        return fedl_csv_field_error(r, d->label_column, FEDL_ERR_FORMAT, "a label", err);
+    }
+    if (!training)
+        return class_of(r, d->label_column, &d->fit, &id, err);
+    if (len > MAX_LABEL_BYTES)
+        return fedl_csv_field_error(r, d->label_column, FEDL_ERR_FORMAT,
+                                    "a label of at most 255 bytes", err);
+    at = find_name(&d->fit, text, len, &found);
+    if (found)
+        return FEDL_OK;
+    {
+        fedl_error why = {0};
+        fedl_status st = add_name(d->alloc, &d->fit, text, len, at, &why);
+        if (st != FEDL_OK)
+            return fedl_csv_field_error(r, d->label_column, st, why.message, err);
+    }
+    return FEDL_OK;
+}
+
+static void fit_scaling(csv_dataset *d, const fedl_csv_schema *schema, const column_stats *stats)
+{
+    fedl_csv_fit *f = &d->fit;
+    for (size_t j = 0; j < f->features; j++) {
+        const column_stats *c = &stats[j];
+        double mean = c->n ? c->sum / (double)c->n : 0.0;
+        double var = c->n ? c->sum_sq / (double)c->n - mean * mean : 0.0;
+        double scale = 1.0, shift = 0.0;
+        switch (schema->scaling) {
+        case FEDL_CSV_SCALE_NONE:
+            break;
+        case FEDL_CSV_SCALE_DIVIDE:
+            scale = 1.0 / (double)schema->divisor;
+            break;
+        case FEDL_CSV_SCALE_MINMAX:
+            if (c->n > 0 && c->max > c->min)
+                scale = 1.0 / ((double)c->max - (double)c->min);
+            shift = c->n > 0 ? -(double)c->min * scale : 0.0;
+            break;
+        case FEDL_CSV_SCALE_ZSCORE:
+            if (var > 0.0)
+                scale = 1.0 / sqrt(var);
+            shift = -mean * scale;
+            break;
+        }
+        f->scale[j] = (float)scale;
+        f->shift[j] = (float)shift;
+        f->fill[j] = schema->missing == FEDL_CSV_MISSING_MEAN ? (float)mean : schema->fill_value;
+    }
+}
+
+/* One pass over the file: index, labels, statistics, hash. */
+static fedl_status opening_pass(csv_dataset *d, const char *path, const fedl_csv_options *opts,
+                                const fedl_csv_schema *schema, int training, size_t *header_bytes,
+                                fedl_error *err)
+{
+    hashing_file h;
+    fedl_csv_options o = *opts;
+    fedl_csv_reader *r = NULL;
+    column_stats *stats = NULL;
+    float *row = NULL;
+    uint64_t last_offset = 0;
+    struct stat st;
+    fedl_status status;
+    int more = 0;
+    o.name = path;
+    memset(&h, 0, sizeof h);
+    h.path = path;
+    h.fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (h.fd < 0)
+        return fedl_error_set(err, FEDL_ERR_IO, "%s: %s", path, strerror(errno));
+    fedl_sha256_init(&h.sha);
+    status = fedl_csv_open_callback(hashing_read, &h, &o, d->alloc, &r, err);
+    if (status == FEDL_OK) {
+        size_t columns = fedl_csv_header_count(r);
+        if (columns == 0) { /* no header: the first record says how many */
+            status = fedl_csv_next_record(r, &more, err);
+            columns = fedl_csv_field_count(r);
+            if (status == FEDL_OK && !more)
+                status = fedl_error_set(err, FEDL_ERR_FORMAT, "%s: no data rows", path);
+        }
+        if (status == FEDL_OK) {
+            if (schema->label != NULL)
+                status = resolve_column(r, "label", schema->label, strlen(schema->label), columns,
+                                        &d->label_column, err);
+            else if (fedl_csv_find_column(r, "label", &d->label_column, NULL) != FEDL_OK)
+                d->label_column = 0;
+        }
+        if (status == FEDL_OK)
+            status = resolve_features(d, r, schema->features, columns, err);
+        d->info.label_column = d->label_column;
+    }
+    if (status == FEDL_OK) {
+        stats = fedl_mem_alloc(d->alloc, d->info.features * sizeof *stats);
+        row = fedl_mem_alloc(d->alloc, d->info.features * sizeof *row);
+        if (stats == NULL || row == NULL)
+            status = fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate");
+    }
+    *header_bytes = 0;
+    while (status == FEDL_OK) {
+        uint64_t offset;
+        int skip = 0;
+        if (!more) { /* (the first record is already read when there is no header) */
+            status = fedl_csv_next_record(r, &more, err);
+            if (status != FEDL_OK || !more)
+                break;
+        }
+        more = 0;
+        offset = fedl_csv_record_offset(r);
+        if (d->count == 0 && d->info.rows == 0)
+            *header_bytes = (size_t)offset;
+        else if (offset - last_offset > d->info.longest_record)
+            d->info.longest_record = (size_t)(offset - last_offset);
+        last_offset = offset;
+        d->info.rows++;
+        status = pass_label(d, r, training, &skip, err);
+        if (status == FEDL_OK)
+            status = parse_features(d, r, row, &skip, err);
+        if (status != FEDL_OK)
+            break;
+        if (skip) {
+            d->info.skipped_rows++;
+            continue;
+        }
+        for (size_t j = 0; j < d->info.features; j++) {
+            column_stats *c = &stats[j];
+            if (isnan(row[j])) {
+                d->info.filled++;
+                continue;
+            }
+            if (c->n == 0 || row[j] < c->min)
+                c->min = row[j];
+            if (c->n == 0 || row[j] > c->max)
+                c->max = row[j];
+            c->sum += row[j];
+            c->sum_sq += (double)row[j] * row[j];
+            c->n++;
+        }
+        status = append_row(d, offset, fedl_csv_record_line(r), err);
+    }
+    if (status == FEDL_OK && fstat(h.fd, &st) == 0) {
+        if ((uint64_t)st.st_size - last_offset > d->info.longest_record)
+            d->info.longest_record = (size_t)((uint64_t)st.st_size - last_offset);
+    }
+    if (status == FEDL_OK && d->count == 0)
+        status = fedl_error_set(err, FEDL_ERR_FORMAT, "%s: no data rows%s", path,
+                                d->info.skipped_rows ? " left after skipping missing values" : "");
+    if (status == FEDL_OK && training) {
+        status = fit_alloc_features(d->alloc, &d->fit, d->info.features, err);
+        if (status == FEDL_OK) {
+            decide_label_map(&d->fit);
+            fit_scaling(d, schema, stats);
+        }
+    }
+    if (status == FEDL_OK)
+        fedl_sha256_final(&h.sha, d->info.file_sha256);
+    fedl_mem_free(d->alloc, stats, d->info.features * sizeof *stats);
+    fedl_mem_free(d->alloc, row, d->info.features * sizeof *row);
+    fedl_csv_close(r);
+    close(h.fd);
+    return status;
+}
+
+/* ------------------------------------------------------------- reading */
+
+static fedl_status read_samples(void *impl, const uint32_t *indices, size_t n, float *x,
+                                int32_t *labels, fedl_error *err)
+{
+    csv_dataset *d = impl;
+    const fedl_csv_fit *f = &d->fit;
+    for (size_t i = 0; i < n; i++) {
+        const row_ref *ref = &d->rows[indices[i]];
+        int more = 0;
+        fedl_status st = fedl_csv_seek(d->reader, ref->offset, ref->line, err);
+        if (st == FEDL_OK)
+            st = fedl_csv_next_record(d->reader, &more, err);
+        if (st == FEDL_OK && !more)
+            st = fedl_error_set(err, FEDL_ERR_STATE,
+                                "CSV data set: row at line %" PRIu64 " is gone: did the file "
+                                "change?",
+                                ref->line);
+        if (st == FEDL_OK && labels != NULL)
+            st = class_of(d->reader, d->label_column, f, &labels[i], err);
+        if (st != FEDL_OK)
+            return st;
+        if (x == NULL)
+            continue;
+        for (size_t j = 0; j < f->features; j++) {
+            float v;
+            int missing = 0;
+            st = fedl_csv_field_float(d->reader, d->columns[j], &v, &missing, err);
+            if (st != FEDL_OK)
+                return st;
+            x[i * f->features + j] =
+                missing ? f->fill[j] * f->scale[j] + f->shift[j] : v * f->scale[j] + f->shift[j];
+        }
+    }
+    return FEDL_OK;
+}
+
+static void destroy(void *impl)
+{
+    csv_dataset *d = impl;
+    if (d == NULL)
+        return;
+    fedl_csv_close(d->reader);
+    fedl_mem_free(d->alloc, d->rows, d->rows_cap * sizeof *d->rows);
+    fedl_mem_free(d->alloc, d->columns, d->columns_cap * sizeof *d->columns);
+    fit_free(d->alloc, &d->fit);
+    fedl_mem_free(d->alloc, d, sizeof *d);
+}
+
+/* ------------------------------------------------------------- opening */
+
+/* SHA-256 of the file's bytes and of everything the schema decides. */
+static void compute_identity(const csv_dataset *d, const fedl_csv_schema *schema,
+                             uint8_t out[FEDL_SHA256_BYTES])
+{
+    fedl_sha256_ctx ctx;
+    char text[160];
+    fedl_sha256_init(&ctx);
+    fedl_sha256_update(&ctx, d->info.file_sha256, sizeof d->info.file_sha256);
+    snprintf(text, sizeof text, "label=%zu;missing=%d;fill=%.9g;scaling=%d;divisor=%.9g;",
+             d->label_column, (int)schema->missing, (double)schema->fill_value,
+             (int)schema->scaling, (double)schema->divisor);
+    fedl_sha256_update(&ctx, text, strlen(text));
+    for (size_t j = 0; j < d->info.features; j++) {
+        uint64_t c = d->columns[j];
+        fedl_sha256_update(&ctx, &c, sizeof c);
+    }
+    fedl_sha256_final(&ctx, out);
+}
+
+static fedl_status check_schema(const fedl_csv_schema *s, fedl_error *err)
+{
+    if ((unsigned)s->missing > FEDL_CSV_MISSING_MEAN ||
+        (unsigned)s->scaling > FEDL_CSV_SCALE_ZSCORE)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "CSV schema: unknown missing or scaling");
+    if (s->scaling == FEDL_CSV_SCALE_DIVIDE && !(s->divisor > 0.0f && isfinite(s->divisor)))
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "CSV schema: divisor %g must be > 0",
+                              (double)s->divisor);
+    if (!isfinite(s->fill_value))
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "CSV schema: fill value must be finite");
+    return FEDL_OK;
+}
+
+fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts,
+                                  const fedl_csv_schema *schema, const fedl_csv_fit *fit,
+                                  fedl_allocator *alloc, fedl_dataset *out, fedl_error *err)
+{
+    fedl_csv_options o = opts != NULL ? *opts : fedl_csv_defaults();
+    fedl_csv_schema sch = schema != NULL ? *schema : fedl_csv_schema_defaults();
+    csv_dataset *d;
+    size_t header_bytes = 0, features;
+    fedl_status st;
+    memset(out, 0, sizeof *out);
+    st = check_schema(&sch, err);
+    if (st != FEDL_OK)
+        return st;
+    if (alloc == NULL)
+        alloc = fedl_allocator_default();
+    d = fedl_mem_alloc(alloc, sizeof *d);
+    if (d == NULL)
+        return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate");
+    d->alloc = alloc;
+    d->missing = sch.missing;
+    if (fit != NULL)
+        st = fit_copy(alloc, fit, &d->fit, err);
+    if (st == FEDL_OK)
+        st = opening_pass(d, path, &o, &sch, fit == NULL, &header_bytes, err);
+    features = d->info.features;
+    if (st == FEDL_OK && fit != NULL && fit->features != features)
+        st = fedl_error_set(err, FEDL_ERR_FORMAT,
+                            "%s: %zu feature columns, but the training data has %zu", path,
+                            features, fit->features);
+    if (st == FEDL_OK && sch.shape.c == 0 && sch.shape.h == 0 && sch.shape.w == 0)
+        sch.shape = (fedl_shape){(int32_t)features, 1, 1};
+    if (st == FEDL_OK &&
+        (sch.shape.c <= 0 || sch.shape.h <= 0 || sch.shape.w <= 0 ||
+         (size_t)sch.shape.c * (size_t)sch.shape.h * (size_t)sch.shape.w != features))
+        st = fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                            "%s: shape %dx%dx%d does not hold the %zu feature columns", path,
+                            (int)sch.shape.c, (int)sch.shape.h, (int)sch.shape.w, features);
+    if (st == FEDL_OK) { /* the reader for samples: a buffer for the longest record */
+        size_t longest =
+            header_bytes > d->info.longest_record ? header_bytes : d->info.longest_record;
+        o.buffer_bytes = (longest + 64 + MIN_READ_BUFFER - 1) / MIN_READ_BUFFER * MIN_READ_BUFFER;
+        o.name = NULL;
+        st = fedl_csv_open(path, &o, alloc, &d->reader, err);
+    }
+    if (st != FEDL_OK) {
+        destroy(d);
+        return st;
+    }
+    d->info.numeric_labels = d->fit.numeric_labels;
+    out->alloc = alloc;
+    out->count = d->count;
+    out->shape = sch.shape;
+    out->sample_bytes = features;
+    out->classes = d->fit.classes;
+    out->scale = 1.0f;
+    out->source.read = read_samples;
+    out->source.destroy = destroy;
+    out->source.impl = d;
+    out->source.held_bytes = d->rows_cap * sizeof *d->rows + o.buffer_bytes +
+                             features * (sizeof *d->columns + 3 * sizeof(float)) +
+                             d->fit.names_cap + sizeof *d;
+    compute_identity(d, &sch, out->source.identity);
+    return FEDL_OK;
+}
+
+const fedl_csv_fit *fedl_csv_dataset_fit(const fedl_dataset *ds)
+{
+    if (ds == NULL || ds->source.destroy != destroy)
+        return NULL;
+    return &((const csv_dataset *)ds->source.impl)->fit;
+}
+
+fedl_csv_info fedl_csv_dataset_info(const fedl_dataset *ds)
+{
+    fedl_csv_info none;
+    if (ds == NULL || ds->source.destroy != destroy) {
+        memset(&none, 0, sizeof none);
+        return none;
+    }
+    return ((const csv_dataset *)ds->source.impl)->info;
+}

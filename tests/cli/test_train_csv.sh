@@ -1,0 +1,70 @@
+#!/bin/sh
+# test_train_csv.sh FEDL SOURCE_DIR - `fedl train` from CSV files: the same
+# data as IDX files and as CSV give the same training, bit for bit; class
+# names work as labels; a malformed row is reported by file, line and
+# column; a checkpointed CSV run resumes, and refuses a changed file.
+set -u
+fedl=$1
+src=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+. "$src/tests/cli/lib.sh"
+
+python3 "$src/tests/cli/make_idx.py" "$work/idx" 400 100 12 5 || exit 1
+for split in train t10k; do
+    python3 "$src/tests/cli/idx_to_csv.py" "$work/idx/$split-images-idx3-ubyte" \
+        "$work/idx/$split-labels-idx1-ubyte" "$work/$split.csv" || exit 1
+done
+python3 "$src/tests/cli/idx_to_csv.py" "$work/idx/train-images-idx3-ubyte" \
+    "$work/idx/train-labels-idx1-ubyte" "$work/named.csv" --names || exit 1
+python3 "$src/tests/cli/idx_to_csv.py" "$work/idx/t10k-images-idx3-ubyte" \
+    "$work/idx/t10k-labels-idx1-ubyte" "$work/named-test.csv" --names || exit 1
+
+set -- --model "conv2d(4,3,pad=1) relu maxpool2d(2) flatten dense(10)" --epochs 2 --batch 32 \
+    --lr 0.05 --momentum 0.9 --seed 4 --quiet
+check "train from IDX" 0 "$fedl" train "$@" --data "$work/idx" --out "$work/idx.fedl"
+cp "$work/out" "$work/idx.log"
+check "train from CSV" 0 "$fedl" train "$@" --data "$work/train.csv" --test "$work/t10k.csv" \
+    --shape 1x12x12 --scale 255 --out "$work/csv.fedl"
+cp "$work/out" "$work/csv.log"
+contains "CSV summary line" "$work/csv.log" "CSV .*train.csv: 400 rows .* 144 features, label column 0, 10 classes"
+# the same floats in the same order: the same losses and accuracies, the same weights
+grep '^epoch' "$work/idx.log" | sed 's/  [0-9]* samples\/s.*//' >"$work/idx.epochs"
+grep '^epoch' "$work/csv.log" | sed 's/  [0-9]* samples\/s.*//' >"$work/csv.epochs"
+same "CSV and IDX train alike" "$work/idx.epochs" "$work/csv.epochs"
+same "CSV and IDX give the same model file" "$work/idx.fedl" "$work/csv.fedl"
+
+check "class names as labels" 0 "$fedl" train "$@" --data "$work/named.csv" \
+    --test "$work/named-test.csv" --shape 1x12x12 --scale 255
+grep '^epoch' "$work/out" | sed 's/  [0-9]* samples\/s.*//' >"$work/named.epochs"
+same "class names train like class ids" "$work/idx.epochs" "$work/named.epochs"
+
+# a malformed row: file, line and column
+sed '7s/,12,/,1x2,/' "$work/train.csv" >"$work/bad.csv"
+if ! grep -q ',1x2,' "$work/bad.csv"; then
+    sed '7s/,\([0-9]*\),/,\1x,/' "$work/train.csv" >"$work/bad.csv"
+fi
+check "malformed CSV" 1 "$fedl" train "$@" --data "$work/bad.csv" --test "$work/t10k.csv" \
+    --shape 1x12x12
+contains "malformed row named by line and column" "$work/err" "bad.csv:7:[0-9]*: field [0-9]* (p[0-9]*) \".*x.*\": expected a number"
+check "CSV without --test" 2 "$fedl" train "$@" --data "$work/train.csv"
+contains "missing --test said" "$work/err" "needs a test file"
+check "wrong shape" 1 "$fedl" train "$@" --data "$work/train.csv" --test "$work/t10k.csv" \
+    --shape 1x12x13
+contains "wrong shape said" "$work/err" "does not hold the 144 feature columns"
+check "bad --scale" 2 "$fedl" train "$@" --data "$work/train.csv" --test "$work/t10k.csv" \
+    --scale sometimes
+
+# checkpoints: a CSV run resumes; a changed file is refused, naming it
+check "checkpointed CSV run" 0 "$fedl" train "$@" --data "$work/train.csv" --test "$work/t10k.csv" \
+    --shape 1x12x12 --scale 255 --ckpt-dir "$work/ck" --epochs 1
+check "resumed for a second epoch" 0 "$fedl" train "$@" --data "$work/train.csv" \
+    --test "$work/t10k.csv" --shape 1x12x12 --scale 255 --ckpt-dir "$work/ck" --out "$work/resumed.fedl"
+contains "it resumed" "$work/out" "resum"
+same "resumed run equals the uninterrupted one" "$work/csv.fedl" "$work/resumed.fedl"
+sed '3s/^\([0-9]*\),[0-9]*,/\1,0,/' "$work/train.csv" >"$work/changed.csv"
+cp "$work/changed.csv" "$work/train.csv"
+check "changed CSV refused" 1 "$fedl" train "$@" --data "$work/train.csv" --test "$work/t10k.csv" \
+    --shape 1x12x12 --scale 255 --ckpt-dir "$work/ck" --epochs 3
+contains "refusal names the data" "$work/err" "data_sha256: checkpoint"
+finish

@@ -1,0 +1,346 @@
+/* test_csv_dataset.c - a CSV file as a data set: column selection, label
+ * maps, missing values, scaling, a test file that takes the training
+ * file's fit, errors with their positions, bounded memory, and training
+ * from CSV giving the same weights as training from the same data in
+ * memory. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fedl/fedl.h"
+#include "support/test_support.h"
+
+static const char *write_csv(const char *name, const char *text)
+{
+    static char paths[8][512];
+    static int next;
+    char *path = paths[next++ % 8];
+    const char *dir = test_make_temp_dir("csvds");
+    assert_non_null(dir);
+    snprintf(path, 512, "%s/%s", dir, name);
+    assert_int_equal(test_write_file(path, text, strlen(text)), 0);
+    return path;
+}
+
+/* Open text as a training set with schema; fails the test on error. */
+static void open_ok(const char *text, const fedl_csv_schema *schema, fedl_dataset *ds)
+{
+    fedl_error err = {0};
+    if (fedl_csv_dataset_open(write_csv("d.csv", text), NULL, schema, NULL, NULL, ds, &err) !=
+        FEDL_OK)
+        fail_msg("open: %s", err.message);
+}
+
+/* Open text and expect failure with a message containing want. */
+static void open_fails(const char *text, const fedl_csv_schema *schema, const char *want)
+{
+    fedl_dataset ds;
+    fedl_error err = {0};
+    assert_int_not_equal(
+        fedl_csv_dataset_open(write_csv("bad.csv", text), NULL, schema, NULL, NULL, &ds, &err),
+        FEDL_OK);
+    if (strstr(err.message, want) == NULL)
+        fail_msg("message '%s' lacks '%s'", err.message, want);
+}
+
+static void read_all(const fedl_dataset *ds, float *x, int32_t *labels)
+{
+    uint32_t idx[16];
+    fedl_error err = {0};
+    for (uint32_t i = 0; i < ds->count; i++)
+        idx[i] = i;
+    if (fedl_dataset_read(ds, idx, ds->count, x, labels, &err) != FEDL_OK)
+        fail_msg("read: %s", err.message);
+}
+
+static void test_string_labels_sorted_and_all_features(void **state)
+{
+    fedl_csv_schema schema = fedl_csv_schema_defaults();
+    fedl_dataset ds;
+    float x[12];
+    int32_t y[4];
+    char buf[16];
+    (void)state;
+    open_ok("a,species,b\n1,dog,2\n3,cat,4\n5,emu,6\n7,cat,8\n",
+            (schema.label = "species", &schema), &ds);
+    assert_int_equal(ds.count, 4);
+    assert_int_equal(ds.classes, 3);
+    assert_int_equal(ds.sample_bytes, 2);
+    assert_int_equal(ds.shape.c, 2);
+    read_all(&ds, x, y);
+    assert_int_equal(y[0], 1); /* cat 0, dog 1, emu 2 */
+    assert_int_equal(y[1], 0);
+    assert_int_equal(y[2], 2);
+    assert_true(x[0] == 1.0f && x[1] == 2.0f && x[6] == 7.0f && x[7] == 8.0f);
+    assert_string_equal(fedl_csv_class_name(fedl_csv_dataset_fit(&ds), 2, buf, sizeof buf), "emu");
+    assert_int_equal(fedl_csv_dataset_info(&ds).numeric_labels, 0);
+    fedl_dataset_free(&ds);
+}
+
+static void test_integer_labels_keep_their_value_and_columns_by_range(void **state)
+{
+    fedl_csv_schema schema = fedl_csv_schema_defaults();
+    fedl_dataset ds;
+    float x[8];
+    int32_t y[4];
+    uint32_t idx[2] = {3, 0};
+    fedl_error err = {0};
+    (void)state;
+    schema.features = "2-3,1"; /* order as listed */
+    open_ok("label,p0,p1,p2\n7,1,2,3\n2,4,5,6\n7,7,8,9\n0,10,11,12\n", &schema, &ds);
+    assert_int_equal(ds.classes, 8); /* 0..7 */
+    assert_int_equal(ds.sample_bytes, 3);
+    assert_int_equal(fedl_dataset_read(&ds, idx, 2, x, y, &err), FEDL_OK);
+    assert_int_equal(y[0], 0);
+    assert_int_equal(y[1], 7);
+    assert_true(x[0] == 11.0f && x[1] == 12.0f && x[2] == 10.0f);
+    assert_true(x[3] == 2.0f && x[4] == 3.0f && x[5] == 1.0f);
+    assert_int_equal(fedl_csv_dataset_info(&ds).numeric_labels, 1);
+    /* an index past the end is refused, not read */
+    idx[0] = 4;
+    assert_int_equal(fedl_dataset_read(&ds, idx, 1, x, y, &err), FEDL_ERR_INVALID_ARG);
+    fedl_dataset_free(&ds);
+}
+
+static void test_missing_values_by_policy(void **state)
+{
+    static const char text[] = "label,a,b\n0,1,\n1,3,4\n,5,6\n0,,8\n";
+    fedl_csv_schema schema = fedl_csv_schema_defaults();
+    fedl_dataset ds;
+    float x[8];
+    int32_t y[4];
+    (void)state;
+    /* error (the default): names the line and column */
+    open_fails(text, &schema, "bad.csv:2:5: field 3 (b)");
+    /* skip: rows 1, 3 and 4 go */
+    schema.missing = FEDL_CSV_MISSING_SKIP;
+    open_ok(text, &schema, &ds);
+    assert_int_equal(ds.count, 1);
+    assert_int_equal(fedl_csv_dataset_info(&ds).skipped_rows, 3);
+    fedl_dataset_free(&ds);
+    /* fill: a missing label is still an error */
+    schema.missing = FEDL_CSV_MISSING_FILL;
+    schema.fill_value = -1.0f;
+    open_fails(text, &schema, "bad.csv:4:1: field 1 (label)");
+    /* mean of the values present: b = (4 + 6 + 8) / 3, a = (1 + 3) / 2 */
+    schema.missing = FEDL_CSV_MISSING_MEAN;
+    open_ok("label,a,b\n0,1,\n1,3,4\n1,,6\n0,,8\n", &schema, &ds);
+    read_all(&ds, x, y);
+    assert_true(fabsf(x[1] - 6.0f) < 1e-6f);
+    assert_true(fabsf(x[4] - 2.0f) < 1e-6f && fabsf(x[6] - 2.0f) < 1e-6f);
+    assert_int_equal(fedl_csv_dataset_info(&ds).filled, 3);
+    fedl_dataset_free(&ds);
+    schema.missing = FEDL_CSV_MISSING_FILL;
+    open_ok("label,a,b\n0,1,\n1,3,4\n", &schema, &ds);
+    read_all(&ds, x, y);
+    assert_true(x[1] == -1.0f);
+    fedl_dataset_free(&ds);
+}
+
+static void test_scaling_from_the_training_file_applies_to_the_test_file(void **state)
+{
+    fedl_csv_schema schema = fedl_csv_schema_defaults();
+    fedl_dataset train, test;
+    fedl_error err = {0};
+    float x[8];
+    int32_t y[4];
+    (void)state;
+    schema.scaling = FEDL_CSV_SCALE_MINMAX;
+    open_ok("label,a,b\nx,0,10\ny,5,20\nx,10,30\n", &schema, &train);
+    read_all(&train, x, y);
+    assert_true(x[0] == 0.0f && x[1] == 0.0f && x[2] == 0.5f && x[3] == 0.5f && x[4] == 1.0f);
+    /* the test file: the training min and max, the training label map */
+    assert_int_equal(fedl_csv_dataset_open(write_csv("t.csv", "label,a,b\ny,20,0\n"), NULL, &schema,
+                                           fedl_csv_dataset_fit(&train), NULL, &test, &err),
+                     FEDL_OK);
+    read_all(&test, x, y);
+    assert_int_equal(y[0], 1);
+    assert_true(x[0] == 2.0f && x[1] == -0.5f);
+    fedl_dataset_free(&test);
+    /* a label the training file does not have */
+    assert_int_not_equal(fedl_csv_dataset_open(write_csv("u.csv", "label,a,b\nz,1,1\n"), NULL,
+                                               &schema, fedl_csv_dataset_fit(&train), NULL, &test,
+                                               &err),
+                         FEDL_OK);
+    assert_non_null(strstr(err.message, "u.csv:2:1: field 1 (label) \"z\""));
+    assert_non_null(strstr(err.message, "a label the training data does not have"));
+    fedl_dataset_free(&train);
+
+    /* z-score: population mean 2, std 1 over {1, 3}; divide */
+    schema.scaling = FEDL_CSV_SCALE_ZSCORE;
+    open_ok("label,a\n0,1\n1,3\n", &schema, &train);
+    read_all(&train, x, y);
+    assert_true(x[0] == -1.0f && x[1] == 1.0f);
+    fedl_dataset_free(&train);
+    schema.scaling = FEDL_CSV_SCALE_DIVIDE;
+    schema.divisor = 255.0f;
+    open_ok("label,a\n0,255\n1,51\n", &schema, &train);
+    read_all(&train, x, y);
+    assert_true(x[0] == 255.0f * (1.0f / 255.0f) && x[1] == 51.0f * (1.0f / 255.0f));
+    fedl_dataset_free(&train);
+}
+
+static void test_errors_name_what_is_wrong(void **state)
+{
+    fedl_csv_schema schema = fedl_csv_schema_defaults();
+    (void)state;
+    open_fails("label,a\n0,1\n1,x\n", &schema, "bad.csv:3:3: field 2 (a) \"x\": expected a number");
+    open_fails("label,a\n0,1\n1,2,3\n", &schema, "bad.csv:3");
+    schema.label = "kind";
+    open_fails("label,a\n0,1\n", &schema, "kind");
+    schema.label = "7";
+    open_fails("label,a\n0,1\n", &schema, "column 7 does not exist");
+    schema.label = NULL;
+    schema.features = "a,a";
+    open_fails("label,a\n0,1\n", &schema, "listed twice");
+    schema.features = "label";
+    open_fails("label,a\n0,1\n", &schema, "is the label");
+    schema.features = NULL;
+    schema.shape = (fedl_shape){1, 2, 2};
+    open_fails("label,a,b\n0,1,2\n", &schema, "does not hold the 2 feature columns");
+    schema.shape = (fedl_shape){0, 0, 0};
+    open_fails("label,a\n", &schema, "no data rows");
+    schema.scaling = FEDL_CSV_SCALE_DIVIDE;
+    schema.divisor = 0.0f;
+    open_fails("label,a\n0,1\n", &schema, "divisor");
+}
+
+static void test_no_header_and_the_identity(void **state)
+{
+    fedl_csv_schema schema = fedl_csv_schema_defaults();
+    fedl_csv_options opts = fedl_csv_defaults();
+    fedl_dataset a, b;
+    fedl_error err = {0};
+    float x[4];
+    int32_t y[2];
+    const char *path = write_csv("n.csv", "1,0.5\n0,1.5\n");
+    (void)state;
+    opts.has_header = 0;
+    assert_int_equal(fedl_csv_dataset_open(path, &opts, &schema, NULL, NULL, &a, &err), FEDL_OK);
+    assert_int_equal(a.count, 2);
+    read_all(&a, x, y);
+    assert_int_equal(y[0], 1);
+    assert_true(x[1] == 1.5f);
+    /* the same file and schema: the same identity; another column: another */
+    assert_int_equal(fedl_csv_dataset_open(path, &opts, &schema, NULL, NULL, &b, &err), FEDL_OK);
+    assert_memory_equal(a.source.identity, b.source.identity, FEDL_SHA256_BYTES);
+    fedl_dataset_free(&b);
+    schema.label = "1";
+    schema.features = "0";
+    assert_int_equal(fedl_csv_dataset_open(path, &opts, &schema, NULL, NULL, &b, &err), FEDL_OK);
+    assert_memory_not_equal(a.source.identity, b.source.identity, FEDL_SHA256_BYTES);
+    fedl_dataset_free(&b);
+    fedl_dataset_free(&a);
+}
+
+/* Memory held is the index (16 bytes a row) plus a constant: 100 times
+ * the rows add 16 bytes a row and nothing else. */
+static void test_memory_is_the_index_plus_a_constant(void **state)
+{
+    size_t held[2];
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        size_t rows = k == 0 ? 1024 : 102400, at = 0;
+        size_t size = 40 + rows * 24;
+        char *text = test_malloc(size);
+        fedl_allocator alloc;
+        fedl_dataset ds;
+        fedl_error err = {0};
+        at += (size_t)snprintf(text, size, "label,a,b,c\n");
+        for (size_t i = 0; i < rows; i++)
+            at += (size_t)snprintf(text + at, size - at, "%zu,%zu,%zu.5,-%zu\n", i % 10, i, i, i);
+        fedl_allocator_init(&alloc, NULL, NULL);
+        assert_int_equal(
+            fedl_csv_dataset_open(write_csv("m.csv", text), NULL, NULL, NULL, &alloc, &ds, &err),
+            FEDL_OK);
+        assert_int_equal(ds.count, rows);
+        held[k] = alloc.stats.live_bytes;
+        /* the pass took no more than the index and the buffers at its peak */
+        assert_true(alloc.stats.peak_bytes < held[k] + (160u << 10));
+        fedl_dataset_free(&ds);
+        assert_int_equal(alloc.stats.live_bytes, 0);
+        test_free(text);
+    }
+    print_message("held: %zu bytes for 1,024 rows, %zu for 102,400\n", held[0], held[1]);
+    assert_true(held[1] - held[0] <= (131072 - 1024) * 16); /* the index, grown by doubling */
+}
+
+/* LeNet-5 trained from a CSV copy of a quadrant data set gets the same
+ * weights, bit for bit, as from the data in memory: same order, same
+ * floats (x / 255 with the same float divisor). */
+static void test_training_from_csv_equals_training_from_memory(void **state)
+{
+    fedl_dataset mem, csv;
+    fedl_csv_schema schema = fedl_csv_schema_defaults();
+    fedl_train_config c = fedl_train_config_defaults();
+    fedl_model *m[2];
+    fedl_trainer *t[2];
+    fedl_error err = {0};
+    size_t size, at = 0;
+    char *text;
+    (void)state;
+    assert_int_equal(test_make_quadrant_dataset(&mem, 200, 5), 0);
+    size = 16 + mem.count * (4 + mem.sample_bytes * 4) + mem.sample_bytes * 8;
+    text = test_malloc(size);
+    at += (size_t)snprintf(text, size, "label");
+    for (size_t k = 0; k < mem.sample_bytes; k++)
+        at += (size_t)snprintf(text + at, size - at, ",p%zu", k);
+    for (size_t i = 0; i < mem.count; i++) {
+        at += (size_t)snprintf(text + at, size - at, "\n%d", mem.labels[i]);
+        for (size_t k = 0; k < mem.sample_bytes; k++)
+            at +=
+                (size_t)snprintf(text + at, size - at, ",%d", mem.pixels[i * mem.sample_bytes + k]);
+    }
+    schema.scaling = FEDL_CSV_SCALE_DIVIDE;
+    schema.divisor = 255.0f;
+    schema.shape = mem.shape;
+    assert_true(mem.scale == 1.0f / 255.0f && mem.shift == 0.0f);
+    assert_int_equal(
+        fedl_csv_dataset_open(write_csv("q.csv", text), NULL, &schema, NULL, NULL, &csv, &err),
+        FEDL_OK);
+    csv.classes = mem.classes;
+    c.batch = 16;
+    c.optim.momentum = 0.9f;
+    for (int k = 0; k < 2; k++) {
+        const fedl_dataset *ds = k == 0 ? &mem : &csv;
+        assert_int_equal(fedl_model_create("conv2d(4,3,pad=1) relu flatten dense(4)", ds->shape, 1,
+                                           NULL, &m[k], &err),
+                         FEDL_OK);
+        assert_int_equal(fedl_trainer_create(m[k], ds, &c, NULL, &t[k], &err), FEDL_OK);
+        for (int step = 0; step < 30; step++) {
+            int done;
+            if (fedl_trainer_step(t[k], &done, &err) != FEDL_OK)
+                fail_msg("step: %s", err.message);
+        }
+    }
+    assert_memory_equal(fedl_model_params(m[0]), fedl_model_params(m[1]),
+                        fedl_model_param_count(m[0]) * sizeof(float));
+    for (int k = 0; k < 2; k++) {
+        fedl_trainer_destroy(t[k]);
+        fedl_model_destroy(m[k]);
+    }
+    fedl_dataset_free(&csv);
+    fedl_dataset_free(&mem);
+    test_free(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_string_labels_sorted_and_all_features),
+        cmocka_unit_test(test_integer_labels_keep_their_value_and_columns_by_range),
+        cmocka_unit_test(test_missing_values_by_policy),
+        cmocka_unit_test(test_scaling_from_the_training_file_applies_to_the_test_file),
+        cmocka_unit_test(test_errors_name_what_is_wrong),
+        cmocka_unit_test(test_no_header_and_the_identity),
+        cmocka_unit_test(test_memory_is_the_index_plus_a_constant),
+        cmocka_unit_test(test_training_from_csv_equals_training_from_memory),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
