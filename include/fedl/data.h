@@ -62,6 +62,9 @@ void fedl_idx_free(fedl_idx *idx, fedl_allocator *alloc);
 typedef struct fedl_sample_source {
     fedl_status (*read)(void *impl, const uint32_t *indices, size_t n, float *x, int32_t *labels,
                         fedl_error *err);
+    /* optional: samples indices[0..n) will be read next; a source may start
+     * reading them in the background (indices are copied) */
+    void (*prefetch)(void *impl, const uint32_t *indices, size_t n);
     void (*destroy)(void *impl); /* frees impl; called by fedl_dataset_free */
     void *impl;
     uint8_t identity[FEDL_SHA256_BYTES]; /* SHA-256 of what defines the samples */
@@ -113,6 +116,9 @@ void fedl_dataset_gather(const fedl_dataset *ds, const uint32_t *indices, size_t
  * count is FEDL_ERR_INVALID_ARG. */
 fedl_status fedl_dataset_read(const fedl_dataset *ds, const uint32_t *indices, size_t n, float *x,
                               int32_t *labels, fedl_error *err);
+/* A hint that samples indices[0..n) are read next (a source with a
+ * background reader starts on them); nothing for data in memory. */
+void fedl_dataset_prefetch(const fedl_dataset *ds, const uint32_t *indices, size_t n);
 /* Bytes the data set holds in memory: the samples and labels, or what its
  * source holds. */
 size_t fedl_dataset_held_bytes(const fedl_dataset *ds);

@@ -157,5 +157,9 @@ fedl_status fedl_batcher_read(fedl_batcher *b, size_t max, float *x, int32_t *la
         return status;
     b->position += n;
     *got = n;
+    /* the next read will most likely ask for as many */
+    if (b->position < b->count)
+        fedl_dataset_prefetch(b->ds, b->order + b->position,
+                              b->count - b->position < max ? b->count - b->position : max);
     return FEDL_OK;
 }

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,24 @@ typedef struct row_ref {
     uint64_t line;   /* its first line */
 } row_ref;
 
+/* A background reader: while the caller trains on one batch, a second
+ * thread parses the rows of the next (the batcher says which). It shares
+ * the data set's reader, never at the same time as the caller: read_samples
+ * waits until the worker is idle. */
+typedef struct prefetcher {
+    pthread_t thread;
+    int state; /* 0 not started, 1 running, -1 could not start (read synchronously) */
+    pthread_mutex_t lock;
+    pthread_cond_t wake, idle;
+    int busy, ready, quit;
+    uint32_t *want; /* (cap) indices asked for */
+    size_t n, cap;
+    float *x;        /* (cap, features) */
+    int32_t *labels; /* (cap) */
+    fedl_status status;
+    fedl_error err;
+} prefetcher;
+
 typedef struct csv_dataset {
     fedl_allocator *alloc;
     fedl_csv_reader *reader; /* random access, buffer sized for the longest record */
@@ -49,6 +68,7 @@ typedef struct csv_dataset {
     fedl_csv_missing missing;
     fedl_csv_fit fit;
     fedl_csv_info info;
+    prefetcher pre;
 } csv_dataset;
 
 fedl_csv_schema fedl_csv_schema_defaults(void)
@@ -470,8 +490,7 @@ static void fit_scaling(csv_dataset *d, const fedl_csv_schema *schema, const col
 
 /* One pass over the file: index, labels, statistics, hash. */
 static fedl_status opening_pass(csv_dataset *d, const char *path, const fedl_csv_options *opts,
-                                const fedl_csv_schema *schema, int training, size_t *header_bytes,
-                                fedl_error *err)
+                                const fedl_csv_schema *schema, int training, fedl_error *err)
 {
     hashing_file h;
     fedl_csv_options o = *opts;
@@ -515,7 +534,6 @@ static fedl_status opening_pass(csv_dataset *d, const char *path, const fedl_csv
         if (stats == NULL || row == NULL)
             status = fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate");
     }
-    *header_bytes = 0;
     while (status == FEDL_OK) {
         uint64_t offset;
         int skip = 0;
@@ -526,9 +544,7 @@ static fedl_status opening_pass(csv_dataset *d, const char *path, const fedl_csv
         }
         more = 0;
         offset = fedl_csv_record_offset(r);
-        if (d->count == 0 && d->info.rows == 0)
-            *header_bytes = (size_t)offset;
-        else if (offset - last_offset > d->info.longest_record)
+        if (d->info.rows > 0 && offset - last_offset > d->info.longest_record)
             d->info.longest_record = (size_t)(offset - last_offset);
         last_offset = offset;
         d->info.rows++;
@@ -582,10 +598,10 @@ static fedl_status opening_pass(csv_dataset *d, const char *path, const fedl_csv
 
 /* ------------------------------------------------------------- reading */
 
-static fedl_status read_samples(void *impl, const uint32_t *indices, size_t n, float *x,
-                                int32_t *labels, fedl_error *err)
+/* Parse rows indices[0..n) into x (n, features) and labels (n). */
+static fedl_status parse_samples(csv_dataset *d, const uint32_t *indices, size_t n, float *x,
+                                 int32_t *labels, fedl_error *err)
 {
-    csv_dataset *d = impl;
     const fedl_csv_fit *f = &d->fit;
     for (size_t i = 0; i < n; i++) {
         const row_ref *ref = &d->rows[indices[i]];
@@ -617,11 +633,159 @@ static fedl_status read_samples(void *impl, const uint32_t *indices, size_t n, f
     return FEDL_OK;
 }
 
+static void *prefetch_worker(void *arg)
+{
+    csv_dataset *d = arg;
+    prefetcher *p = &d->pre;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->quit && !p->busy)
+            pthread_cond_wait(&p->wake, &p->lock);
+        if (p->quit)
+            break;
+        pthread_mutex_unlock(&p->lock);
+        /* busy: the caller leaves the reader and the buffers alone */
+        p->status = parse_samples(d, p->want, p->n, p->x, p->labels, &p->err);
+        pthread_mutex_lock(&p->lock);
+        p->busy = 0;
+        p->ready = 1;
+        pthread_cond_broadcast(&p->idle);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* Start the worker on first use; a machine that cannot (no threads left,
+ * an address-space limit) reads synchronously. */
+static int prefetch_start(csv_dataset *d)
+{
+    prefetcher *p = &d->pre;
+    pthread_attr_t attr;
+    int ok;
+    if (p->state != 0)
+        return p->state > 0;
+    p->state = -1;
+    if (pthread_mutex_init(&p->lock, NULL) != 0)
+        return 0;
+    if (pthread_cond_init(&p->wake, NULL) != 0 || pthread_cond_init(&p->idle, NULL) != 0) {
+        pthread_mutex_destroy(&p->lock);
+        return 0;
+    }
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256u << 10); /* parsing needs little stack */
+    ok = pthread_create(&p->thread, &attr, prefetch_worker, d) == 0;
+    pthread_attr_destroy(&attr);
+    if (!ok) {
+        pthread_cond_destroy(&p->wake);
+        pthread_cond_destroy(&p->idle);
+        pthread_mutex_destroy(&p->lock);
+        return 0;
+    }
+    p->state = 1;
+    return 1;
+}
+
+/* Room for n samples in the worker's buffers (grown only when n grows). */
+static int prefetch_reserve(csv_dataset *d, size_t n)
+{
+    prefetcher *p = &d->pre;
+    size_t features = d->fit.features;
+    uint32_t *want;
+    float *x;
+    int32_t *labels;
+    if (n <= p->cap)
+        return 1;
+    want = fedl_mem_alloc(d->alloc, n * sizeof *want);
+    x = fedl_mem_alloc(d->alloc, n * features * sizeof *x);
+    labels = fedl_mem_alloc(d->alloc, n * sizeof *labels);
+    if (want == NULL || x == NULL || labels == NULL) {
+        fedl_mem_free(d->alloc, want, n * sizeof *want);
+        fedl_mem_free(d->alloc, x, n * features * sizeof *x);
+        fedl_mem_free(d->alloc, labels, n * sizeof *labels);
+        return 0;
+    }
+    fedl_mem_free(d->alloc, p->want, p->cap * sizeof *p->want);
+    fedl_mem_free(d->alloc, p->x, p->cap * features * sizeof *p->x);
+    fedl_mem_free(d->alloc, p->labels, p->cap * sizeof *p->labels);
+    p->want = want;
+    p->x = x;
+    p->labels = labels;
+    p->cap = n;
+    return 1;
+}
+
+/* Wait until the worker is idle (the caller may then use the reader). */
+static void prefetch_wait(prefetcher *p)
+{
+    if (p->state <= 0)
+        return;
+    pthread_mutex_lock(&p->lock);
+    while (p->busy)
+        pthread_cond_wait(&p->idle, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void prefetch(void *impl, const uint32_t *indices, size_t n)
+{
+    csv_dataset *d = impl;
+    prefetcher *p = &d->pre;
+    if (!prefetch_start(d))
+        return;
+    prefetch_wait(p);
+    p->ready = 0;
+    if (!prefetch_reserve(d, n))
+        return;
+    memcpy(p->want, indices, n * sizeof *indices);
+    p->n = n;
+    pthread_mutex_lock(&p->lock);
+    p->busy = 1;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static fedl_status read_samples(void *impl, const uint32_t *indices, size_t n, float *x,
+                                int32_t *labels, fedl_error *err)
+{
+    csv_dataset *d = impl;
+    prefetcher *p = &d->pre;
+    prefetch_wait(p);
+    if (p->ready && p->n == n && memcmp(p->want, indices, n * sizeof *indices) == 0) {
+        p->ready = 0;
+        if (p->status != FEDL_OK) {
+            if (err != NULL)
+                *err = p->err;
+            return p->status;
+        }
+        if (x != NULL)
+            memcpy(x, p->x, n * d->fit.features * sizeof *x);
+        if (labels != NULL)
+            memcpy(labels, p->labels, n * sizeof *labels);
+        return FEDL_OK;
+    }
+    p->ready = 0;
+    return parse_samples(d, indices, n, x, labels, err);
+}
+
 static void destroy(void *impl)
 {
     csv_dataset *d = impl;
+    prefetcher *p;
     if (d == NULL)
         return;
+    p = &d->pre;
+    if (p->state > 0) {
+        pthread_mutex_lock(&p->lock);
+        p->quit = 1;
+        pthread_cond_signal(&p->wake);
+        pthread_mutex_unlock(&p->lock);
+        pthread_join(p->thread, NULL);
+        pthread_cond_destroy(&p->wake);
+        pthread_cond_destroy(&p->idle);
+        pthread_mutex_destroy(&p->lock);
+    }
+    fedl_mem_free(d->alloc, p->want, p->cap * sizeof *p->want);
+    fedl_mem_free(d->alloc, p->x, p->cap * d->fit.features * sizeof *p->x);
+    fedl_mem_free(d->alloc, p->labels, p->cap * sizeof *p->labels);
     fedl_csv_close(d->reader);
     fedl_mem_free(d->alloc, d->rows, d->rows_cap * sizeof *d->rows);
     fedl_mem_free(d->alloc, d->columns, d->columns_cap * sizeof *d->columns);
@@ -670,7 +834,7 @@ fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts
     fedl_csv_options o = opts != NULL ? *opts : fedl_csv_defaults();
     fedl_csv_schema sch = schema != NULL ? *schema : fedl_csv_schema_defaults();
     csv_dataset *d;
-    size_t header_bytes = 0, features;
+    size_t features;
     fedl_status st;
     memset(out, 0, sizeof *out);
     st = check_schema(&sch, err);
@@ -686,7 +850,7 @@ fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts
     if (fit != NULL)
         st = fit_copy(alloc, fit, &d->fit, err);
     if (st == FEDL_OK)
-        st = opening_pass(d, path, &o, &sch, fit == NULL, &header_bytes, err);
+        st = opening_pass(d, path, &o, &sch, fit == NULL, err);
     features = d->info.features;
     if (st == FEDL_OK && fit != NULL && fit->features != features)
         st = fedl_error_set(err, FEDL_ERR_FORMAT,
@@ -700,10 +864,13 @@ fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts
         st = fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                             "%s: shape %dx%dx%d does not hold the %zu feature columns", path,
                             (int)sch.shape.c, (int)sch.shape.h, (int)sch.shape.w, features);
-    if (st == FEDL_OK) { /* the reader for samples: a buffer for the longest record */
-        size_t longest =
-            header_bytes > d->info.longest_record ? header_bytes : d->info.longest_record;
-        o.buffer_bytes = (longest + 64 + MIN_READ_BUFFER - 1) / MIN_READ_BUFFER * MIN_READ_BUFFER;
+    if (st == FEDL_OK) {
+        /* The reader for samples only ever seeks to data rows: it skips the
+         * header (which may be longer than any row), and its buffer, what
+         * a seek reads, holds the longest record. */
+        o.buffer_bytes =
+            (d->info.longest_record + 64 + MIN_READ_BUFFER - 1) / MIN_READ_BUFFER * MIN_READ_BUFFER;
+        o.has_header = 0;
         o.name = NULL;
         st = fedl_csv_open(path, &o, alloc, &d->reader, err);
     }
@@ -719,6 +886,7 @@ fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts
     out->classes = d->fit.classes;
     out->scale = 1.0f;
     out->source.read = read_samples;
+    out->source.prefetch = prefetch;
     out->source.destroy = destroy;
     out->source.impl = d;
     out->source.held_bytes = d->rows_cap * sizeof *d->rows + o.buffer_bytes +

@@ -266,3 +266,13 @@ size_t fedl_dataset_held_bytes(const fedl_dataset *ds)
         return ds->source.held_bytes;
     return ds->count * ds->sample_bytes + ds->count;
 }
+
+void fedl_dataset_prefetch(const fedl_dataset *ds, const uint32_t *indices, size_t n)
+{
+    if (ds->source.prefetch == NULL || n == 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (indices[i] >= ds->count)
+            return;
+    ds->source.prefetch(ds->source.impl, indices, n);
+}

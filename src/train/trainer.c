@@ -592,11 +592,17 @@ static fedl_status evaluate_batches(fedl_model *model, const fedl_dataset *ds, i
         memset(confusion, 0, (size_t)classes * (size_t)classes * sizeof *confusion);
     for (size_t start = 0; st == FEDL_OK && start < ds->count; start += (size_t)batch) {
         size_t n = ds->count - start < (size_t)batch ? ds->count - start : (size_t)batch;
+        size_t next = start + n, next_n;
         const float *logits;
         double loss = 0.0;
         for (size_t i = 0; i < n; i++)
             indices[i] = (uint32_t)(start + i);
         st = fedl_dataset_read(ds, indices, n, x, labels, err);
+        /* while this chunk is evaluated, a source may read the next */
+        next_n = ds->count - next < (size_t)batch ? ds->count - next : (size_t)batch;
+        for (size_t i = 0; i < next_n; i++)
+            indices[i] = (uint32_t)(next + i);
+        fedl_dataset_prefetch(ds, indices, next_n);
         if (st == FEDL_OK)
             st = fedl_model_forward(model, x, (int)n, 0, &logits, err);
         if (st == FEDL_OK)
