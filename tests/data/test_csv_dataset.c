@@ -330,6 +330,31 @@ static void test_training_from_csv_equals_training_from_memory(void **state)
     test_free(text);
 }
 
+/* A prefetched batch reads the same as a synchronous one; a read of other
+ * rows than the prefetched ones still gets the rows asked for. */
+static void test_prefetch_gives_the_rows_asked_for(void **state)
+{
+    fedl_dataset ds;
+    fedl_error err = {0};
+    const uint32_t a[3] = {4, 1, 2}, b[2] = {0, 3};
+    float x_sync[6], x_pre[6];
+    int32_t y_sync[3], y_pre[3];
+    (void)state;
+    open_ok("label,a,b\n0,1,2\n1,3,4\n2,5,6\n3,7,8\n4,9,10\n", NULL, &ds);
+    assert_int_equal(fedl_dataset_read(&ds, a, 3, x_sync, y_sync, &err), FEDL_OK);
+    fedl_dataset_prefetch(&ds, a, 3);
+    assert_int_equal(fedl_dataset_read(&ds, a, 3, x_pre, y_pre, &err), FEDL_OK);
+    assert_memory_equal(x_sync, x_pre, sizeof x_sync);
+    assert_memory_equal(y_sync, y_pre, sizeof y_sync);
+    fedl_dataset_prefetch(&ds, a, 3); /* not what is read next */
+    assert_int_equal(fedl_dataset_read(&ds, b, 2, x_pre, y_pre, &err), FEDL_OK);
+    assert_int_equal(y_pre[0], 0);
+    assert_int_equal(y_pre[1], 3);
+    assert_true(x_pre[0] == 1.0f && x_pre[3] == 8.0f);
+    fedl_dataset_prefetch(&ds, b, 2); /* left pending at free */
+    fedl_dataset_free(&ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_no_header_and_the_identity),
         cmocka_unit_test(test_memory_is_the_index_plus_a_constant),
         cmocka_unit_test(test_training_from_csv_equals_training_from_memory),
+        cmocka_unit_test(test_prefetch_gives_the_rows_asked_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
