@@ -507,6 +507,33 @@ static int verify_data(const train_options *o)
 
 /* ------------------------------------------------------------------ main */
 
+/* The model file; trained from CSV, it also holds the fit ("data"
+ * section), so that fedl eval reads other CSV files the same way. */
+static fedl_status save_model(const fedl_model *model, const fedl_dataset *train, const char *path,
+                              fedl_error *err)
+{
+    const fedl_csv_fit *fit = fedl_csv_dataset_fit(train);
+    fedl_container_writer *w;
+    uint8_t *data = NULL;
+    size_t length = 0;
+    fedl_status st;
+    if (fit == NULL)
+        return fedl_model_save(model, path, err);
+    st = fedl_csv_fit_encode(fit, NULL, &data, &length, err);
+    if (st == FEDL_OK)
+        st = fedl_container_writer_create(FEDL_FILE_MODEL, NULL, &w, err);
+    if (st == FEDL_OK) {
+        st = fedl_model_add_sections(w, model, err);
+        if (st == FEDL_OK)
+            st = fedl_container_add(w, "data", FEDL_SECTION_DATA, data, length, err);
+        if (st == FEDL_OK)
+            st = fedl_container_write(w, NULL, path, err);
+        fedl_container_writer_destroy(w);
+    }
+    fedl_mem_free(NULL, data, length);
+    return st;
+}
+
 static int build_config(const train_options *o, size_t train_count, fedl_train_config *config)
 {
     fedl_optim_kind kind;
@@ -767,7 +794,7 @@ int cmd_train(int argc, char **argv)
     if (o.profile)
         print_profile(model);
     if (o.out != NULL) {
-        if (fedl_model_save(model, o.out, &err) != FEDL_OK) {
+        if (save_model(model, &train, o.out, &err) != FEDL_OK) {
             rc = fail("saving the model", &err);
             goto done;
         }

@@ -115,6 +115,7 @@ typedef enum fedl_section_kind {
     FEDL_SECTION_LR = 8,          /* learning-rate schedule */
     FEDL_SECTION_CONFIG = 9,      /* training configuration text + SHA-256 fingerprint */
     FEDL_SECTION_META = 10,       /* key/value metadata */
+    FEDL_SECTION_DATA = 11,       /* how the training data was read: a CSV fit (fedl/csv.h) */
 } fedl_section_kind;
 
 typedef struct fedl_section {

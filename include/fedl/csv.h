@@ -267,8 +267,10 @@ typedef struct fedl_csv_info {
 
 /* Open path as a data set (out->source reads it). fit NULL: this is the
  * training file, which fixes the label map and scaling; else those of fit
- * (from fedl_csv_dataset_fit of the training set) are used, and a label fit
- * does not know is an error naming its line. opts NULL = the defaults. On
+ * (from fedl_csv_dataset_fit of the training set, or decoded from a model
+ * file) are used, and a label fit does not know is an error naming its
+ * line. With a fit, a schema that names neither label nor features takes
+ * the training file's columns (by index) and shape. opts NULL = the defaults. On
  * failure *out is zeroed and nothing stays allocated; errors name the
  * file, line and column. */
 fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts,
@@ -279,6 +281,17 @@ fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts
 const fedl_csv_fit *fedl_csv_dataset_fit(const fedl_dataset *ds);
 /* The figures of its opening pass (zeroed for any other data set). */
 fedl_csv_info fedl_csv_dataset_info(const fedl_dataset *ds);
+/* A fit as bytes (FORMAT.md, "CSV fit"), to store with a model (a model
+ * file's "data" section), and back. Decoding checks every count and offset
+ * and names what is wrong; a decoded fit is freed with fedl_csv_fit_free.
+ * *bytes is freed with fedl_mem_free(alloc, *bytes, *length). */
+fedl_status fedl_csv_fit_encode(const fedl_csv_fit *fit, fedl_allocator *alloc, uint8_t **bytes,
+                                size_t *length, fedl_error *err);
+fedl_status fedl_csv_fit_decode(const uint8_t *bytes, size_t length, const char *name,
+                                fedl_allocator *alloc, fedl_csv_fit **out, fedl_error *err);
+void fedl_csv_fit_free(fedl_csv_fit *fit);
+/* The sample shape the training file was read with. */
+fedl_shape fedl_csv_fit_shape(const fedl_csv_fit *fit);
 /* Name of class id (the label text, or the integer), NULL when out of range. */
 const char *fedl_csv_class_name(const fedl_csv_fit *fit, int class_id, char *buf, size_t size);
 

@@ -22,6 +22,11 @@
 #define MIN_READ_BUFFER 4096
 
 struct fedl_csv_fit {
+    fedl_allocator *alloc; /* of a decoded fit (fedl_csv_fit_free) */
+    size_t file_columns;   /* columns of the training file */
+    size_t label_column;
+    size_t *columns; /* (features) the feature columns of the training file */
+    fedl_shape shape;
     size_t features;
     float *scale, *shift, *fill; /* (features): x = value * scale + shift; fill for missing */
     int numeric_labels;          /* class id = the integer label */
@@ -65,6 +70,7 @@ typedef struct csv_dataset {
     size_t *columns;    /* (features) column index of each feature */
     size_t columns_cap; /* entries allocated: the file's column count */
     size_t label_column;
+    size_t file_columns;
     fedl_csv_missing missing;
     fedl_csv_fit fit;
     fedl_csv_info info;
@@ -85,6 +91,7 @@ fedl_csv_schema fedl_csv_schema_defaults(void)
 
 static void fit_free(fedl_allocator *alloc, fedl_csv_fit *f)
 {
+    fedl_mem_free(alloc, f->columns, f->features * sizeof *f->columns);
     fedl_mem_free(alloc, f->scale, f->features * sizeof *f->scale);
     fedl_mem_free(alloc, f->shift, f->features * sizeof *f->shift);
     fedl_mem_free(alloc, f->fill, f->features * sizeof *f->fill);
@@ -97,10 +104,11 @@ static fedl_status fit_alloc_features(fedl_allocator *alloc, fedl_csv_fit *f, si
                                       fedl_error *err)
 {
     f->features = features;
+    f->columns = fedl_mem_alloc(alloc, features * sizeof *f->columns);
     f->scale = fedl_mem_alloc(alloc, features * sizeof *f->scale);
     f->shift = fedl_mem_alloc(alloc, features * sizeof *f->shift);
     f->fill = fedl_mem_alloc(alloc, features * sizeof *f->fill);
-    if (f->scale == NULL || f->shift == NULL || f->fill == NULL)
+    if (f->columns == NULL || f->scale == NULL || f->shift == NULL || f->fill == NULL)
         return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate %zu columns",
                               features);
     return FEDL_OK;
@@ -112,6 +120,10 @@ static fedl_status fit_copy(fedl_allocator *alloc, const fedl_csv_fit *from, fed
     fedl_status st = fit_alloc_features(alloc, to, from->features, err);
     if (st != FEDL_OK)
         return st;
+    memcpy(to->columns, from->columns, from->features * sizeof *to->columns);
+    to->file_columns = from->file_columns;
+    to->label_column = from->label_column;
+    to->shape = from->shape;
     memcpy(to->scale, from->scale, from->features * sizeof *to->scale);
     memcpy(to->shift, from->shift, from->features * sizeof *to->shift);
     memcpy(to->fill, from->fill, from->features * sizeof *to->fill);
@@ -350,6 +362,24 @@ static fedl_status resolve_features(csv_dataset *d, const fedl_csv_reader *r, co
     return FEDL_OK;
 }
 
+/* The columns a fit names, for a file opened without naming its own. */
+static fedl_status columns_of_fit(csv_dataset *d, const char *path, size_t columns, fedl_error *err)
+{
+    if (columns != d->fit.file_columns)
+        return fedl_error_set(err, FEDL_ERR_FORMAT,
+                              "%s: %zu columns, but the training file had %zu (name the label "
+                              "and feature columns to read it)",
+                              path, columns, d->fit.file_columns);
+    d->columns = fedl_mem_alloc(d->alloc, d->fit.features * sizeof *d->columns);
+    d->columns_cap = d->fit.features;
+    if (d->columns == NULL)
+        return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate columns");
+    memcpy(d->columns, d->fit.columns, d->fit.features * sizeof *d->columns);
+    d->label_column = d->fit.label_column;
+    d->info.features = d->fit.features;
+    return FEDL_OK;
+}
+
 /* ------------------------------------------------------------ the pass */
 
 /* Reads the file for the opening pass and hashes what it reads. */
@@ -517,16 +547,19 @@ static fedl_status opening_pass(csv_dataset *d, const char *path, const fedl_csv
             if (status == FEDL_OK && !more)
                 status = fedl_error_set(err, FEDL_ERR_FORMAT, "%s: no data rows", path);
         }
-        if (status == FEDL_OK) {
+        if (status == FEDL_OK && !training && schema->label == NULL && schema->features == NULL) {
+            status = columns_of_fit(d, path, columns, err);
+        } else if (status == FEDL_OK) {
             if (schema->label != NULL)
                 status = resolve_column(r, "label", schema->label, strlen(schema->label), columns,
                                         &d->label_column, err);
             else if (fedl_csv_find_column(r, "label", &d->label_column, NULL) != FEDL_OK)
                 d->label_column = 0;
+            if (status == FEDL_OK)
+                status = resolve_features(d, r, schema->features, columns, err);
         }
-        if (status == FEDL_OK)
-            status = resolve_features(d, r, schema->features, columns, err);
         d->info.label_column = d->label_column;
+        d->file_columns = columns;
     }
     if (status == FEDL_OK) {
         stats = fedl_mem_alloc(d->alloc, d->info.features * sizeof *stats);
@@ -585,6 +618,9 @@ static fedl_status opening_pass(csv_dataset *d, const char *path, const fedl_csv
         if (status == FEDL_OK) {
             decide_label_map(&d->fit);
             fit_scaling(d, schema, stats);
+            memcpy(d->fit.columns, d->columns, d->info.features * sizeof *d->columns);
+            d->fit.label_column = d->label_column;
+            d->fit.file_columns = d->file_columns;
         }
     }
     if (status == FEDL_OK)
@@ -857,7 +893,7 @@ fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts
                             "%s: %zu feature columns, but the training data has %zu", path,
                             features, fit->features);
     if (st == FEDL_OK && sch.shape.c == 0 && sch.shape.h == 0 && sch.shape.w == 0)
-        sch.shape = (fedl_shape){(int32_t)features, 1, 1};
+        sch.shape = fit != NULL ? fit->shape : (fedl_shape){(int32_t)features, 1, 1};
     if (st == FEDL_OK &&
         (sch.shape.c <= 0 || sch.shape.h <= 0 || sch.shape.w <= 0 ||
          (size_t)sch.shape.c * (size_t)sch.shape.h * (size_t)sch.shape.w != features))
@@ -879,6 +915,8 @@ fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts
         return st;
     }
     d->info.numeric_labels = d->fit.numeric_labels;
+    if (fit == NULL)
+        d->fit.shape = sch.shape;
     out->alloc = alloc;
     out->count = d->count;
     out->shape = sch.shape;
@@ -911,4 +949,236 @@ fedl_csv_info fedl_csv_dataset_info(const fedl_dataset *ds)
         return none;
     }
     return ((const csv_dataset *)ds->source.impl)->info;
+}
+
+/* ------------------------------------------------------- the fit on disk */
+
+/*
+ * A fit as bytes, stored with a model so that a file evaluated later is
+ * read the way the training file was (all little-endian):
+ *
+ *   0   8   magic "FCSVFIT1"
+ *   8   4   flags: bit 0 = numeric labels
+ *   12  4   classes
+ *   16  8   columns of the training file
+ *   24  8   label column
+ *   32  8   features F
+ *   40  12  shape C, H, W (int32)
+ *   52  8   bytes N of the label names
+ *   60  8F  feature column indexes
+ *   ..  4F  scale, then 4F shift, then 4F fill (float32)
+ *   ..  N   label names in class order, each NUL-terminated (string labels)
+ */
+#define FIT_MAGIC "FCSVFIT1"
+#define FIT_HEAD 60
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static void put_floats(uint8_t *p, const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &v[i], sizeof bits);
+        put32(p + 4 * i, bits);
+    }
+}
+
+static void get_floats(float *v, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits = get32(p + 4 * i);
+        memcpy(&v[i], &bits, sizeof bits);
+    }
+}
+
+fedl_status fedl_csv_fit_encode(const fedl_csv_fit *fit, fedl_allocator *alloc, uint8_t **bytes,
+                                size_t *length, fedl_error *err)
+{
+    size_t f = fit->features, names = fit->numeric_labels ? 0 : fit->names_bytes, size;
+    uint8_t *p;
+    *bytes = NULL;
+    *length = 0;
+    size = FIT_HEAD + 8 * f + 12 * f + names;
+    p = fedl_mem_alloc(alloc, size);
+    if (p == NULL)
+        return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV fit: cannot allocate %zu bytes", size);
+    memcpy(p, FIT_MAGIC, 8);
+    put32(p + 8, fit->numeric_labels ? 1u : 0u);
+    put32(p + 12, (uint32_t)fit->classes);
+    put64(p + 16, fit->file_columns);
+    put64(p + 24, fit->label_column);
+    put64(p + 32, f);
+    put32(p + 40, (uint32_t)fit->shape.c);
+    put32(p + 44, (uint32_t)fit->shape.h);
+    put32(p + 48, (uint32_t)fit->shape.w);
+    put64(p + 52, names);
+    for (size_t j = 0; j < f; j++)
+        put64(p + FIT_HEAD + 8 * j, fit->columns[j]);
+    put_floats(p + FIT_HEAD + 8 * f, fit->scale, f);
+    put_floats(p + FIT_HEAD + 12 * f, fit->shift, f);
+    put_floats(p + FIT_HEAD + 16 * f, fit->fill, f);
+    if (names > 0) { /* in class order: the sorted order */
+        uint8_t *q = p + FIT_HEAD + 20 * f;
+        for (int k = 0; k < fit->classes; k++) {
+            const char *name = fit->names + fit->name_at[k];
+            size_t len = strlen(name) + 1;
+            memcpy(q, name, len);
+            q += len;
+        }
+    }
+    *bytes = p;
+    *length = size;
+    return FEDL_OK;
+}
+
+/* The label names of a decoded fit: classes NUL-terminated texts of at
+ * most 255 bytes, strictly increasing (the order class ids were given in). */
+static fedl_status decode_names(fedl_csv_fit *f, const uint8_t *p, size_t n, const char *name,
+                                fedl_error *err)
+{
+    size_t at = 0;
+    f->names = fedl_mem_alloc(f->alloc, n);
+    f->name_at = fedl_mem_alloc(f->alloc, (size_t)f->classes * sizeof *f->name_at);
+    if (f->names == NULL || f->name_at == NULL)
+        return fedl_error_set(err, FEDL_ERR_NOMEM, "%s: cannot allocate the labels", name);
+    f->names_cap = f->names_bytes = n;
+    f->name_at_cap = (size_t)f->classes;
+    memcpy(f->names, p, n);
+    for (int k = 0; k < f->classes; k++) {
+        const char *end = at < n ? memchr(f->names + at, '\0', n - at) : NULL;
+        if (end == NULL || (size_t)(end - (f->names + at)) > MAX_LABEL_BYTES ||
+            end == f->names + at)
+            return fedl_error_set(err, FEDL_ERR_FORMAT,
+                                  "%s: CSV fit: label %d at byte %zu of the names is not a "
+                                  "text of 1 to 255 bytes",
+                                  name, k, at);
+        f->name_at[k] = (uint32_t)at;
+        if (k > 0 && strcmp(f->names + f->name_at[k - 1], f->names + at) >= 0)
+            return fedl_error_set(err, FEDL_ERR_FORMAT,
+                                  "%s: CSV fit: label names out of order at label %d", name, k);
+        at = (size_t)(end - f->names) + 1;
+    }
+    if (at != n)
+        return fedl_error_set(err, FEDL_ERR_FORMAT,
+                              "%s: CSV fit: %zu bytes after the last label name", name, n - at);
+    return FEDL_OK;
+}
+
+/* The fixed-size head: checks every count against the length. */
+static fedl_status decode_head(fedl_csv_fit *f, const uint8_t *p, size_t length, const char *name,
+                               uint64_t *names, fedl_error *err)
+{
+    uint64_t features, columns, label;
+    uint32_t flags;
+    if (length < FIT_HEAD || memcmp(p, FIT_MAGIC, 8) != 0)
+        return fedl_error_set(err, FEDL_ERR_FORMAT, "%s: not a CSV fit (magic, %zu bytes)", name,
+                              length);
+    flags = get32(p + 8);
+    f->classes = (int)get32(p + 12);
+    columns = get64(p + 16);
+    label = get64(p + 24);
+    features = get64(p + 32);
+    f->shape = (fedl_shape){(int32_t)get32(p + 40), (int32_t)get32(p + 44), (int32_t)get32(p + 48)};
+    *names = get64(p + 52);
+    if (flags > 1 || get32(p + 12) > MAX_CLASSES || f->classes < 1)
+        return fedl_error_set(err, FEDL_ERR_FORMAT, "%s: CSV fit: flags %u, %u classes", name,
+                              flags, get32(p + 12));
+    if (features == 0 || features > (1u << 24) || columns > (1u << 24) || label >= columns ||
+        features >= columns)
+        return fedl_error_set(
+            err, FEDL_ERR_FORMAT, "%s: CSV fit: %llu features, label %llu of %llu columns", name,
+            (unsigned long long)features, (unsigned long long)label, (unsigned long long)columns);
+    if (f->shape.c <= 0 || f->shape.h <= 0 || f->shape.w <= 0 ||
+        (uint64_t)f->shape.c * (uint64_t)f->shape.h * (uint64_t)f->shape.w != features)
+        return fedl_error_set(err, FEDL_ERR_FORMAT,
+                              "%s: CSV fit: shape does not hold %llu "
+                              "features",
+                              name, (unsigned long long)features);
+    if (*names > length || length - *names != FIT_HEAD + 20 * features ||
+        (flags == 1) != (*names == 0))
+        return fedl_error_set(err, FEDL_ERR_FORMAT,
+                              "%s: CSV fit: %zu bytes do not hold %llu features and %llu bytes "
+                              "of names",
+                              name, length, (unsigned long long)features,
+                              (unsigned long long)*names);
+    f->numeric_labels = flags == 1;
+    f->file_columns = (size_t)columns;
+    f->label_column = (size_t)label;
+    return fit_alloc_features(f->alloc, f, (size_t)features, err);
+}
+
+fedl_status fedl_csv_fit_decode(const uint8_t *bytes, size_t length, const char *name,
+                                fedl_allocator *alloc, fedl_csv_fit **out, fedl_error *err)
+{
+    fedl_csv_fit *f;
+    uint64_t names = 0;
+    fedl_status st;
+    *out = NULL;
+    if (alloc == NULL)
+        alloc = fedl_allocator_default();
+    f = fedl_mem_alloc(alloc, sizeof *f);
+    if (f == NULL)
+        return fedl_error_set(err, FEDL_ERR_NOMEM, "%s: cannot allocate a CSV fit", name);
+    f->alloc = alloc;
+    st = decode_head(f, bytes, length, name, &names, err);
+    for (size_t j = 0; st == FEDL_OK && j < f->features; j++) {
+        f->columns[j] = (size_t)get64(bytes + FIT_HEAD + 8 * j);
+        if (f->columns[j] >= f->file_columns || f->columns[j] == f->label_column)
+            st = fedl_error_set(err, FEDL_ERR_FORMAT,
+                                "%s: CSV fit: feature %zu names column %zu of %zu (label %zu)",
+                                name, j, f->columns[j], f->file_columns, f->label_column);
+    }
+    if (st == FEDL_OK) {
+        get_floats(f->scale, bytes + FIT_HEAD + 8 * f->features, f->features);
+        get_floats(f->shift, bytes + FIT_HEAD + 12 * f->features, f->features);
+        get_floats(f->fill, bytes + FIT_HEAD + 16 * f->features, f->features);
+        for (size_t j = 0; st == FEDL_OK && j < f->features; j++)
+            if (!isfinite(f->scale[j]) || !isfinite(f->shift[j]) || !isfinite(f->fill[j]))
+                st = fedl_error_set(err, FEDL_ERR_FORMAT,
+                                    "%s: CSV fit: feature %zu has a value that is not finite", name,
+                                    j);
+    }
+    if (st == FEDL_OK && names > 0)
+        st = decode_names(f, bytes + FIT_HEAD + 20 * f->features, (size_t)names, name, err);
+    if (st != FEDL_OK) {
+        fedl_csv_fit_free(f);
+        return st;
+    }
+    *out = f;
+    return FEDL_OK;
+}
+
+void fedl_csv_fit_free(fedl_csv_fit *fit)
+{
+    fedl_allocator *alloc;
+    if (fit == NULL)
+        return;
+    alloc = fit->alloc;
+    fit_free(alloc, fit);
+    fedl_mem_free(alloc, fit, sizeof *fit);
+}
+
+fedl_shape fedl_csv_fit_shape(const fedl_csv_fit *fit)
+{
+    return fit->shape;
 }

@@ -32,12 +32,28 @@ contains "CSV summary line" "$work/csv.log" "CSV .*train.csv: 400 rows .* 144 fe
 grep '^epoch' "$work/idx.log" | sed 's/  [0-9]* samples\/s.*//' >"$work/idx.epochs"
 grep '^epoch' "$work/csv.log" | sed 's/  [0-9]* samples\/s.*//' >"$work/csv.epochs"
 same "CSV and IDX train alike" "$work/idx.epochs" "$work/csv.epochs"
-same "CSV and IDX give the same model file" "$work/idx.fedl" "$work/csv.fedl"
+# the same parameters (the CSV model file also holds how its data was read)
+"$fedl" ckpt export --safetensors "$work/idx.st" "$work/idx.fedl" >/dev/null 2>&1
+"$fedl" ckpt export --safetensors "$work/csv.st" "$work/csv.fedl" >/dev/null 2>&1
+same "CSV and IDX give the same weights" "$work/idx.st" "$work/csv.st"
 
 check "class names as labels" 0 "$fedl" train "$@" --data "$work/named.csv" \
     --test "$work/named-test.csv" --shape 1x12x12 --scale 255
 grep '^epoch' "$work/out" | sed 's/  [0-9]* samples\/s.*//' >"$work/named.epochs"
 same "class names train like class ids" "$work/idx.epochs" "$work/named.epochs"
+
+# fedl eval reads a CSV the way the model's training file was read (the fit
+# stored in the model file): the same accuracy as training's last epoch
+check "eval on CSV" 0 "$fedl" eval --model-file "$work/csv.fedl" --data "$work/t10k.csv"
+acc_train=$(sed -n 's/.*test-acc \([0-9.]*\).*/\1/p' "$work/csv.log" | tail -1)
+contains "eval agrees with training" "$work/out" "accuracy $acc_train"
+check "named model" 0 "$fedl" train "$@" --data "$work/named.csv" --test "$work/named-test.csv" \
+    --shape 1x12x12 --scale 255 --out "$work/named.fedl"
+check "eval with class names" 0 "$fedl" eval --model-file "$work/named.fedl" \
+    --data "$work/named-test.csv"
+contains "class names in the report" "$work/out" "class  3 (class-3)"
+check "IDX model on CSV" 1 "$fedl" eval --model-file "$work/idx.fedl" --data "$work/t10k.csv"
+contains "IDX model refusal says why" "$work/err" "was not trained from CSV"
 
 # a malformed row: file, line and column
 sed '7s/,12,/,1x2,/' "$work/train.csv" >"$work/bad.csv"

@@ -355,6 +355,61 @@ static void test_prefetch_gives_the_rows_asked_for(void **state)
     fedl_dataset_free(&ds);
 }
 
+/* A fit stored as bytes (with a model) and decoded reads a later file the
+ * way the training file was read, columns and shape included; damaged
+ * bytes are refused with a reason. */
+static void test_a_stored_fit_reads_later_files_alike(void **state)
+{
+    fedl_csv_schema schema = fedl_csv_schema_defaults();
+    fedl_dataset train, direct, stored;
+    fedl_csv_fit *fit = NULL;
+    fedl_error err = {0};
+    uint8_t *bytes;
+    size_t length;
+    float x1[4], x2[4];
+    int32_t y1[2], y2[2];
+    const char *later = write_csv("later.csv", "a,kind,b,c\n9,dog,1,5\n3,cat,2,6\n");
+    (void)state;
+    schema.label = "kind";
+    schema.features = "c,a";
+    schema.scaling = FEDL_CSV_SCALE_ZSCORE;
+    schema.shape = (fedl_shape){2, 1, 1};
+    open_ok("a,kind,b,c\n1,cat,0,2\n3,dog,0,4\n5,emu,0,9\n", &schema, &train);
+    assert_int_equal(fedl_csv_fit_encode(fedl_csv_dataset_fit(&train), NULL, &bytes, &length, &err),
+                     FEDL_OK);
+    assert_int_equal(fedl_csv_fit_decode(bytes, length, "m.fedl", NULL, &fit, &err), FEDL_OK);
+    assert_int_equal(fedl_csv_fit_shape(fit).c, 2);
+    /* the same file read with the training set's fit, and with the stored one (no schema) */
+    assert_int_equal(fedl_csv_dataset_open(later, NULL, &schema, fedl_csv_dataset_fit(&train), NULL,
+                                           &direct, &err),
+                     FEDL_OK);
+    assert_int_equal(fedl_csv_dataset_open(later, NULL, NULL, fit, NULL, &stored, &err), FEDL_OK);
+    read_all(&direct, x1, y1);
+    read_all(&stored, x2, y2);
+    assert_memory_equal(x1, x2, sizeof x1);
+    assert_memory_equal(y1, y2, sizeof y1);
+    assert_int_equal(y2[0], 1); /* dog */
+    fedl_dataset_free(&direct);
+    fedl_dataset_free(&stored);
+    fedl_csv_fit_free(fit);
+    fit = NULL;
+    /* damage: a truncated fit, a wrong magic, label names out of order */
+    assert_int_equal(fedl_csv_fit_decode(bytes, length - 1, "m.fedl", NULL, &fit, &err),
+                     FEDL_ERR_FORMAT);
+    bytes[0] ^= 1;
+    assert_int_equal(fedl_csv_fit_decode(bytes, length, "m.fedl", NULL, &fit, &err),
+                     FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "m.fedl: not a CSV fit"));
+    bytes[0] ^= 1;
+    memcpy(bytes + length - 12, "dog", 3); /* "cat dog emu" -> "dog dog emu" */
+    assert_int_equal(fedl_csv_fit_decode(bytes, length, "m.fedl", NULL, &fit, &err),
+                     FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "out of order"));
+    assert_null(fit);
+    fedl_mem_free(NULL, bytes, length);
+    fedl_dataset_free(&train);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -367,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_memory_is_the_index_plus_a_constant),
         cmocka_unit_test(test_training_from_csv_equals_training_from_memory),
         cmocka_unit_test(test_prefetch_gives_the_rows_asked_for),
+        cmocka_unit_test(test_a_stored_fit_reads_later_files_alike),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
