@@ -44,7 +44,8 @@ static const char train_usage[] =
     "  \"conv2d(6,5,pad=2) relu maxpool2d(2) flatten dense(10)\".\n"
     "--data is an IDX directory holding train-images-idx3-ubyte[.gz],\n"
     "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and\n"
-    "t10k-labels-idx1-ubyte[.gz], or a CSV file (then --test names the test CSV).\n"
+    "t10k-labels-idx1-ubyte[.gz], or a CSV file or a directory of CSV files read as\n"
+    "one data set (then --test names the test CSV file or directory).\n"
     "A CSV file is read on demand through a row index, in bounded memory; its label\n"
     "column (--label, default \"label\" or column 0) holds class ids or class names.\n"
     "Examples:\n"
@@ -384,6 +385,20 @@ static int is_directory(const char *path)
     return S_ISDIR(st.st_mode);
 }
 
+/* An MNIST-layout directory (else a directory of CSV files). */
+static int is_idx_directory(const char *dir)
+{
+    static const char *const names[] = {"train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"};
+    char path[4096];
+    struct stat st;
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (stat(path, &st) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* The CSV schema and reader options from the command line; 2 on a bad
  * value (with a message). */
 static int csv_settings(const train_options *o, fedl_csv_options *opts, fedl_csv_schema *schema)
@@ -442,7 +457,7 @@ static int load_data(const train_options *o, fedl_dataset *train, fedl_dataset *
     int rc = is_directory(o->data);
     if (rc < 0)
         return 1;
-    if (rc == 1) {
+    if (rc == 1 && is_idx_directory(o->data)) {
         if (fedl_dataset_load_mnist_dir(o->data, FEDL_SPLIT_TRAIN, NULL, train, &err) != FEDL_OK)
             return fail("training data", &err);
         if (fedl_dataset_load_mnist_dir(o->data, FEDL_SPLIT_TEST, NULL, test, &err) != FEDL_OK) {

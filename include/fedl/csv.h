@@ -276,6 +276,17 @@ typedef struct fedl_csv_info {
 fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts,
                                   const fedl_csv_schema *schema, const fedl_csv_fit *fit,
                                   fedl_allocator *alloc, fedl_dataset *out, fedl_error *err);
+/* Several files as one data set, in the order given: every file must have
+ * the first one's columns (the same header names, or the same count
+ * without a header); the index tells rows apart by file, the statistics
+ * and labels are over all of them, the identity hashes every file's
+ * SHA-256 in order. At most 1024 files; each file's reader opens when a
+ * row of it is first read. fedl_csv_dataset_open of a directory opens its
+ * *.csv files (not hidden ones, not .csv.gz) sorted bytewise by name. */
+fedl_status fedl_csv_dataset_open_files(const char *const *paths, size_t count,
+                                        const fedl_csv_options *opts, const fedl_csv_schema *schema,
+                                        const fedl_csv_fit *fit, fedl_allocator *alloc,
+                                        fedl_dataset *out, fedl_error *err);
 /* The fit of a data set opened by fedl_csv_dataset_open (NULL for any other
  * data set); valid until it is freed. */
 const fedl_csv_fit *fedl_csv_dataset_fit(const fedl_dataset *ds);

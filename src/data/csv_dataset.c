@@ -4,6 +4,7 @@
  * file's SHA-256), the fit a training file passes on to its test file, and
  * reading samples by seeking to their rows.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -40,9 +41,12 @@ struct fedl_csv_fit {
 
 /* One row of the index: where its record starts. */
 typedef struct row_ref {
-    uint64_t offset; /* byte offset of the record */
-    uint64_t line;   /* its first line */
+    uint64_t offset; /* byte offset of the record in its file */
+    uint32_t line;   /* its first line */
+    uint32_t file;   /* which file of the data set */
 } row_ref;
+
+#define MAX_FILES 1024
 
 /* A background reader: while the caller trains on one batch, a second
  * thread parses the rows of the next (the batcher says which). It shares
@@ -64,8 +68,12 @@ typedef struct prefetcher {
 
 typedef struct csv_dataset {
     fedl_allocator *alloc;
-    fedl_csv_reader *reader; /* random access, buffer sized for the longest record */
-    row_ref *rows;           /* (count) */
+    char **paths; /* (file_count) owned copies */
+    size_t file_count;
+    fedl_csv_reader **readers;             /* (file_count) random access, opened on first use */
+    fedl_csv_options read_opts;            /* for those readers: a buffer for the longest record */
+    uint8_t header_sha[FEDL_SHA256_BYTES]; /* of the first file's header names */
+    row_ref *rows;                         /* (count) */
     size_t count, rows_cap;
     size_t *columns;    /* (features) column index of each feature */
     size_t columns_cap; /* entries allocated: the file's column count */
@@ -411,8 +419,12 @@ typedef struct column_stats {
     uint64_t n;
 } column_stats;
 
-static fedl_status append_row(csv_dataset *d, uint64_t offset, uint64_t line, fedl_error *err)
+static fedl_status append_row(csv_dataset *d, uint64_t offset, uint64_t line, size_t file,
+                              fedl_error *err)
 {
+    if (line > UINT32_MAX)
+        return fedl_error_set(err, FEDL_ERR_UNSUPPORTED, "%s: more than %lu lines", d->paths[file],
+                              (unsigned long)UINT32_MAX);
     if (d->count == d->rows_cap) {
         size_t cap = d->rows_cap ? d->rows_cap * 2 : 1024;
         row_ref *grown =
@@ -424,7 +436,8 @@ static fedl_status append_row(csv_dataset *d, uint64_t offset, uint64_t line, fe
         d->rows_cap = cap;
     }
     d->rows[d->count].offset = offset;
-    d->rows[d->count].line = line;
+    d->rows[d->count].line = (uint32_t)line;
+    d->rows[d->count].file = (uint32_t)file;
     d->count++;
     return FEDL_OK;
 }
@@ -518,16 +531,73 @@ static void fit_scaling(csv_dataset *d, const fedl_csv_schema *schema, const col
     }
 }
 
-/* One pass over the file: index, labels, statistics, hash. */
-static fedl_status opening_pass(csv_dataset *d, const char *path, const fedl_csv_options *opts,
-                                const fedl_csv_schema *schema, int training, fedl_error *err)
+/* SHA-256 of the header names (or of the column count without a header):
+ * every file of a data set must have the first file's. */
+static void header_digest(const fedl_csv_reader *r, size_t columns, uint8_t out[FEDL_SHA256_BYTES])
 {
+    fedl_sha256_ctx ctx;
+    uint64_t n = columns;
+    fedl_sha256_init(&ctx);
+    fedl_sha256_update(&ctx, &n, sizeof n);
+    for (size_t i = 0; i < fedl_csv_header_count(r); i++) {
+        size_t len;
+        const char *name = fedl_csv_header_name(r, i, &len);
+        fedl_sha256_update(&ctx, name, len + 1);
+    }
+    fedl_sha256_final(&ctx, out);
+}
+
+/* Which columns are label and features: from the schema on the first file
+ * (or the fit's), the same as the first file's on the others. */
+static fedl_status resolve_file_columns(csv_dataset *d, const fedl_csv_reader *r, size_t file,
+                                        size_t columns, const fedl_csv_schema *schema, int training,
+                                        fedl_error *err)
+{
+    uint8_t digest[FEDL_SHA256_BYTES];
+    fedl_status status = FEDL_OK;
+    header_digest(r, columns, digest);
+    if (file > 0) {
+        if (memcmp(digest, d->header_sha, sizeof digest) != 0)
+            return fedl_error_set(err, FEDL_ERR_FORMAT,
+                                  "%s: its columns (%zu) or their names differ from those of %s",
+                                  d->paths[file], columns, d->paths[0]);
+        return FEDL_OK;
+    }
+    memcpy(d->header_sha, digest, sizeof digest);
+    if (!training && schema->label == NULL && schema->features == NULL) {
+        status = columns_of_fit(d, d->paths[0], columns, err);
+    } else {
+        if (schema->label != NULL)
+            status = resolve_column(r, "label", schema->label, strlen(schema->label), columns,
+                                    &d->label_column, err);
+        else if (fedl_csv_find_column(r, "label", &d->label_column, NULL) != FEDL_OK)
+            d->label_column = 0;
+        if (status == FEDL_OK)
+            status = resolve_features(d, r, schema->features, columns, err);
+    }
+    d->info.label_column = d->label_column;
+    d->file_columns = columns;
+    return status;
+}
+
+/* Buffers of the pass, sized once the feature count is known. */
+typedef struct pass_buffers {
+    column_stats *stats; /* (features) */
+    float *row;          /* (features) */
+    size_t features;
+} pass_buffers;
+
+/* One file of the pass: index its rows, learn its labels and statistics,
+ * hash it into file_sha. */
+static fedl_status pass_file(csv_dataset *d, size_t file, const fedl_csv_options *opts,
+                             const fedl_csv_schema *schema, int training, pass_buffers *b,
+                             uint8_t file_sha[FEDL_SHA256_BYTES], fedl_error *err)
+{
+    const char *path = d->paths[file];
     hashing_file h;
     fedl_csv_options o = *opts;
     fedl_csv_reader *r = NULL;
-    column_stats *stats = NULL;
-    float *row = NULL;
-    uint64_t last_offset = 0;
+    uint64_t last_offset = 0, rows_before = d->info.rows;
     struct stat st;
     fedl_status status;
     int more = 0;
@@ -544,27 +614,15 @@ static fedl_status opening_pass(csv_dataset *d, const char *path, const fedl_csv
         if (columns == 0) { /* no header: the first record says how many */
             status = fedl_csv_next_record(r, &more, err);
             columns = fedl_csv_field_count(r);
-            if (status == FEDL_OK && !more)
-                status = fedl_error_set(err, FEDL_ERR_FORMAT, "%s: no data rows", path);
         }
-        if (status == FEDL_OK && !training && schema->label == NULL && schema->features == NULL) {
-            status = columns_of_fit(d, path, columns, err);
-        } else if (status == FEDL_OK) {
-            if (schema->label != NULL)
-                status = resolve_column(r, "label", schema->label, strlen(schema->label), columns,
-                                        &d->label_column, err);
-            else if (fedl_csv_find_column(r, "label", &d->label_column, NULL) != FEDL_OK)
-                d->label_column = 0;
-            if (status == FEDL_OK)
-                status = resolve_features(d, r, schema->features, columns, err);
-        }
-        d->info.label_column = d->label_column;
-        d->file_columns = columns;
+        if (status == FEDL_OK && columns > 0)
+            status = resolve_file_columns(d, r, file, columns, schema, training, err);
     }
-    if (status == FEDL_OK) {
-        stats = fedl_mem_alloc(d->alloc, d->info.features * sizeof *stats);
-        row = fedl_mem_alloc(d->alloc, d->info.features * sizeof *row);
-        if (stats == NULL || row == NULL)
+    if (status == FEDL_OK && b->stats == NULL) {
+        b->features = d->info.features;
+        b->stats = fedl_mem_alloc(d->alloc, b->features * sizeof *b->stats);
+        b->row = fedl_mem_alloc(d->alloc, b->features * sizeof *b->row);
+        if (b->stats == NULL || b->row == NULL)
             status = fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate");
     }
     while (status == FEDL_OK) {
@@ -577,13 +635,13 @@ static fedl_status opening_pass(csv_dataset *d, const char *path, const fedl_csv
         }
         more = 0;
         offset = fedl_csv_record_offset(r);
-        if (d->info.rows > 0 && offset - last_offset > d->info.longest_record)
+        if (d->info.rows > rows_before && offset - last_offset > d->info.longest_record)
             d->info.longest_record = (size_t)(offset - last_offset);
         last_offset = offset;
         d->info.rows++;
         status = pass_label(d, r, training, &skip, err);
         if (status == FEDL_OK)
-            status = parse_features(d, r, row, &skip, err);
+            status = parse_features(d, r, b->row, &skip, err);
         if (status != FEDL_OK)
             break;
         if (skip) {
@@ -591,44 +649,65 @@ static fedl_status opening_pass(csv_dataset *d, const char *path, const fedl_csv
             continue;
         }
         for (size_t j = 0; j < d->info.features; j++) {
-            column_stats *c = &stats[j];
-            if (isnan(row[j])) {
+            column_stats *c = &b->stats[j];
+            float v = b->row[j];
+            if (isnan(v)) {
                 d->info.filled++;
                 continue;
             }
-            if (c->n == 0 || row[j] < c->min)
-                c->min = row[j];
-            if (c->n == 0 || row[j] > c->max)
-                c->max = row[j];
-            c->sum += row[j];
-            c->sum_sq += (double)row[j] * row[j];
+            if (c->n == 0 || v < c->min)
+                c->min = v;
+            if (c->n == 0 || v > c->max)
+                c->max = v;
+            c->sum += v;
+            c->sum_sq += (double)v * v;
             c->n++;
         }
-        status = append_row(d, offset, fedl_csv_record_line(r), err);
+        status = append_row(d, offset, fedl_csv_record_line(r), file, err);
     }
-    if (status == FEDL_OK && fstat(h.fd, &st) == 0) {
-        if ((uint64_t)st.st_size - last_offset > d->info.longest_record)
-            d->info.longest_record = (size_t)((uint64_t)st.st_size - last_offset);
+    if (status == FEDL_OK && d->info.rows > rows_before && fstat(h.fd, &st) == 0 &&
+        (uint64_t)st.st_size - last_offset > d->info.longest_record)
+        d->info.longest_record = (size_t)((uint64_t)st.st_size - last_offset);
+    if (status == FEDL_OK)
+        fedl_sha256_final(&h.sha, file_sha);
+    fedl_csv_close(r);
+    close(h.fd);
+    return status;
+}
+
+/* One pass over every file: index, labels, statistics, hashes. */
+static fedl_status opening_pass(csv_dataset *d, const fedl_csv_options *opts,
+                                const fedl_csv_schema *schema, int training, fedl_error *err)
+{
+    pass_buffers b = {NULL, NULL, 0};
+    fedl_sha256_ctx all;
+    uint8_t file_sha[FEDL_SHA256_BYTES];
+    fedl_status status = FEDL_OK;
+    fedl_sha256_init(&all);
+    for (size_t file = 0; status == FEDL_OK && file < d->file_count; file++) {
+        status = pass_file(d, file, opts, schema, training, &b, file_sha, err);
+        fedl_sha256_update(&all, file_sha, sizeof file_sha);
+        if (d->file_count == 1)
+            memcpy(d->info.file_sha256, file_sha, sizeof file_sha);
     }
+    if (status == FEDL_OK && d->file_count > 1) /* several files: the hash of their hashes */
+        fedl_sha256_final(&all, d->info.file_sha256);
     if (status == FEDL_OK && d->count == 0)
-        status = fedl_error_set(err, FEDL_ERR_FORMAT, "%s: no data rows%s", path,
+        status = fedl_error_set(err, FEDL_ERR_FORMAT, "%s%s: no data rows%s", d->paths[0],
+                                d->file_count > 1 ? " and the other files" : "",
                                 d->info.skipped_rows ? " left after skipping missing values" : "");
     if (status == FEDL_OK && training) {
         status = fit_alloc_features(d->alloc, &d->fit, d->info.features, err);
         if (status == FEDL_OK) {
             decide_label_map(&d->fit);
-            fit_scaling(d, schema, stats);
+            fit_scaling(d, schema, b.stats);
             memcpy(d->fit.columns, d->columns, d->info.features * sizeof *d->columns);
             d->fit.label_column = d->label_column;
             d->fit.file_columns = d->file_columns;
         }
     }
-    if (status == FEDL_OK)
-        fedl_sha256_final(&h.sha, d->info.file_sha256);
-    fedl_mem_free(d->alloc, stats, d->info.features * sizeof *stats);
-    fedl_mem_free(d->alloc, row, d->info.features * sizeof *row);
-    fedl_csv_close(r);
-    close(h.fd);
+    fedl_mem_free(d->alloc, b.stats, b.features * sizeof *b.stats);
+    fedl_mem_free(d->alloc, b.row, b.features * sizeof *b.row);
     return status;
 }
 
@@ -641,17 +720,23 @@ static fedl_status parse_samples(csv_dataset *d, const uint32_t *indices, size_t
     const fedl_csv_fit *f = &d->fit;
     for (size_t i = 0; i < n; i++) {
         const row_ref *ref = &d->rows[indices[i]];
+        fedl_csv_reader *r = d->readers[ref->file];
         int more = 0;
-        fedl_status st = fedl_csv_seek(d->reader, ref->offset, ref->line, err);
+        fedl_status st = FEDL_OK;
+        if (r == NULL) {
+            st = fedl_csv_open(d->paths[ref->file], &d->read_opts, d->alloc, &r, err);
+            d->readers[ref->file] = r;
+        }
         if (st == FEDL_OK)
-            st = fedl_csv_next_record(d->reader, &more, err);
+            st = fedl_csv_seek(r, ref->offset, ref->line, err);
+        if (st == FEDL_OK)
+            st = fedl_csv_next_record(r, &more, err);
         if (st == FEDL_OK && !more)
             st = fedl_error_set(err, FEDL_ERR_STATE,
-                                "CSV data set: row at line %" PRIu64 " is gone: did the file "
-                                "change?",
-                                ref->line);
+                                "%s: the row at line %lu is gone: did the file change?",
+                                d->paths[ref->file], (unsigned long)ref->line);
         if (st == FEDL_OK && labels != NULL)
-            st = class_of(d->reader, d->label_column, f, &labels[i], err);
+            st = class_of(r, d->label_column, f, &labels[i], err);
         if (st != FEDL_OK)
             return st;
         if (x == NULL)
@@ -659,7 +744,7 @@ static fedl_status parse_samples(csv_dataset *d, const uint32_t *indices, size_t
         for (size_t j = 0; j < f->features; j++) {
             float v;
             int missing = 0;
-            st = fedl_csv_field_float(d->reader, d->columns[j], &v, &missing, err);
+            st = fedl_csv_field_float(r, d->columns[j], &v, &missing, err);
             if (st != FEDL_OK)
                 return st;
             x[i * f->features + j] =
@@ -822,7 +907,14 @@ static void destroy(void *impl)
     fedl_mem_free(d->alloc, p->want, p->cap * sizeof *p->want);
     fedl_mem_free(d->alloc, p->x, p->cap * d->fit.features * sizeof *p->x);
     fedl_mem_free(d->alloc, p->labels, p->cap * sizeof *p->labels);
-    fedl_csv_close(d->reader);
+    for (size_t i = 0; i < d->file_count; i++) {
+        if (d->readers != NULL)
+            fedl_csv_close(d->readers[i]);
+        if (d->paths != NULL && d->paths[i] != NULL)
+            fedl_mem_free(d->alloc, d->paths[i], strlen(d->paths[i]) + 1);
+    }
+    fedl_mem_free(d->alloc, d->readers, d->file_count * sizeof *d->readers);
+    fedl_mem_free(d->alloc, d->paths, d->file_count * sizeof *d->paths);
     fedl_mem_free(d->alloc, d->rows, d->rows_cap * sizeof *d->rows);
     fedl_mem_free(d->alloc, d->columns, d->columns_cap * sizeof *d->columns);
     fit_free(d->alloc, &d->fit);
@@ -863,9 +955,38 @@ static fedl_status check_schema(const fedl_csv_schema *s, fedl_error *err)
     return FEDL_OK;
 }
 
-fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts,
-                                  const fedl_csv_schema *schema, const fedl_csv_fit *fit,
-                                  fedl_allocator *alloc, fedl_dataset *out, fedl_error *err)
+/* Copies of the paths and room for a reader per file. */
+static fedl_status take_paths(csv_dataset *d, const char *const *paths, size_t count,
+                              fedl_error *err)
+{
+    if (count == 0 || count > MAX_FILES)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "CSV data set: %zu files (1 to %d can be one data set)", count,
+                              MAX_FILES);
+    d->paths = fedl_mem_alloc(d->alloc, count * sizeof *d->paths);
+    d->readers = fedl_mem_alloc(d->alloc, count * sizeof *d->readers);
+    if (d->paths == NULL || d->readers == NULL) {
+        fedl_mem_free(d->alloc, d->paths, count * sizeof *d->paths);
+        fedl_mem_free(d->alloc, d->readers, count * sizeof *d->readers);
+        d->paths = NULL;
+        d->readers = NULL;
+        return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate");
+    }
+    d->file_count = count;
+    for (size_t i = 0; i < count; i++) {
+        size_t len = strlen(paths[i]) + 1;
+        d->paths[i] = fedl_mem_alloc(d->alloc, len);
+        if (d->paths[i] == NULL)
+            return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate");
+        memcpy(d->paths[i], paths[i], len);
+    }
+    return FEDL_OK;
+}
+
+fedl_status fedl_csv_dataset_open_files(const char *const *paths, size_t count,
+                                        const fedl_csv_options *opts, const fedl_csv_schema *schema,
+                                        const fedl_csv_fit *fit, fedl_allocator *alloc,
+                                        fedl_dataset *out, fedl_error *err)
 {
     fedl_csv_options o = opts != NULL ? *opts : fedl_csv_defaults();
     fedl_csv_schema sch = schema != NULL ? *schema : fedl_csv_schema_defaults();
@@ -883,14 +1004,15 @@ fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts
         return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate");
     d->alloc = alloc;
     d->missing = sch.missing;
-    if (fit != NULL)
+    st = take_paths(d, paths, count, err);
+    if (st == FEDL_OK && fit != NULL)
         st = fit_copy(alloc, fit, &d->fit, err);
     if (st == FEDL_OK)
-        st = opening_pass(d, path, &o, &sch, fit == NULL, err);
+        st = opening_pass(d, &o, &sch, fit == NULL, err);
     features = d->info.features;
     if (st == FEDL_OK && fit != NULL && fit->features != features)
         st = fedl_error_set(err, FEDL_ERR_FORMAT,
-                            "%s: %zu feature columns, but the training data has %zu", path,
+                            "%s: %zu feature columns, but the training data has %zu", paths[0],
                             features, fit->features);
     if (st == FEDL_OK && sch.shape.c == 0 && sch.shape.h == 0 && sch.shape.w == 0)
         sch.shape = fit != NULL ? fit->shape : (fedl_shape){(int32_t)features, 1, 1};
@@ -898,22 +1020,20 @@ fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts
         (sch.shape.c <= 0 || sch.shape.h <= 0 || sch.shape.w <= 0 ||
          (size_t)sch.shape.c * (size_t)sch.shape.h * (size_t)sch.shape.w != features))
         st = fedl_error_set(err, FEDL_ERR_INVALID_ARG,
-                            "%s: shape %dx%dx%d does not hold the %zu feature columns", path,
+                            "%s: shape %dx%dx%d does not hold the %zu feature columns", paths[0],
                             (int)sch.shape.c, (int)sch.shape.h, (int)sch.shape.w, features);
-    if (st == FEDL_OK) {
-        /* The reader for samples only ever seeks to data rows: it skips the
-         * header (which may be longer than any row), and its buffer, what
-         * a seek reads, holds the longest record. */
-        o.buffer_bytes =
-            (d->info.longest_record + 64 + MIN_READ_BUFFER - 1) / MIN_READ_BUFFER * MIN_READ_BUFFER;
-        o.has_header = 0;
-        o.name = NULL;
-        st = fedl_csv_open(path, &o, alloc, &d->reader, err);
-    }
     if (st != FEDL_OK) {
         destroy(d);
         return st;
     }
+    /* The readers for samples only ever seek to data rows: they skip the
+     * header (which may be longer than any row), and their buffer, what a
+     * seek reads, holds the longest record. They open on first use. */
+    d->read_opts = o;
+    d->read_opts.buffer_bytes =
+        (d->info.longest_record + 64 + MIN_READ_BUFFER - 1) / MIN_READ_BUFFER * MIN_READ_BUFFER;
+    d->read_opts.has_header = 0;
+    d->read_opts.name = NULL;
     d->info.numeric_labels = d->fit.numeric_labels;
     if (fit == NULL)
         d->fit.shape = sch.shape;
@@ -927,11 +1047,98 @@ fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts
     out->source.prefetch = prefetch;
     out->source.destroy = destroy;
     out->source.impl = d;
-    out->source.held_bytes = d->rows_cap * sizeof *d->rows + o.buffer_bytes +
-                             features * (sizeof *d->columns + 3 * sizeof(float)) +
-                             d->fit.names_cap + sizeof *d;
+    out->source.held_bytes =
+        d->rows_cap * sizeof *d->rows + d->file_count * (d->read_opts.buffer_bytes + 2048) +
+        features * (sizeof *d->columns + 3 * sizeof(float)) + d->fit.names_cap + sizeof *d;
     compute_identity(d, &sch, out->source.identity);
     return FEDL_OK;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int is_csv_name(const char *name)
+{
+    size_t len = strlen(name);
+    return len > 4 && name[0] != '.' &&
+           (strcmp(name + len - 4, ".csv") == 0 || strcmp(name + len - 4, ".CSV") == 0);
+}
+
+/* The plain .csv files of a directory, sorted bytewise by name. */
+static fedl_status list_directory(const char *dir, fedl_allocator *alloc, char ***out,
+                                  size_t *count, fedl_error *err)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char **names = NULL;
+    size_t n = 0;
+    fedl_status st = FEDL_OK;
+    *out = NULL;
+    *count = 0;
+    if (d == NULL)
+        return fedl_error_set(err, FEDL_ERR_IO, "%s: %s", dir, strerror(errno));
+    names = fedl_mem_alloc(alloc, MAX_FILES * sizeof *names);
+    if (names == NULL)
+        st = fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate");
+    while (st == FEDL_OK && (e = readdir(d)) != NULL) {
+        size_t len;
+        if (!is_csv_name(e->d_name))
+            continue;
+        if (n == MAX_FILES) {
+            st = fedl_error_set(err, FEDL_ERR_UNSUPPORTED,
+                                "%s: more than %d CSV files (at most %d make one data set)", dir,
+                                MAX_FILES, MAX_FILES);
+            break;
+        }
+        len = strlen(dir) + 1 + strlen(e->d_name) + 1;
+        names[n] = fedl_mem_alloc(alloc, len);
+        if (names[n] == NULL) {
+            st = fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate");
+            break;
+        }
+        snprintf(names[n], len, "%s/%s", dir, e->d_name);
+        n++;
+    }
+    closedir(d);
+    if (st == FEDL_OK && n == 0)
+        st = fedl_error_set(err, FEDL_ERR_INVALID_ARG, "%s: no .csv files in the directory", dir);
+    if (st == FEDL_OK)
+        qsort(names, n, sizeof *names, by_name);
+    if (st != FEDL_OK) {
+        for (size_t i = 0; i < n; i++)
+            fedl_mem_free(alloc, names[i], strlen(names[i]) + 1);
+        fedl_mem_free(alloc, names, MAX_FILES * sizeof *names);
+        return st;
+    }
+    *out = names;
+    *count = n;
+    return FEDL_OK;
+}
+
+fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts,
+                                  const fedl_csv_schema *schema, const fedl_csv_fit *fit,
+                                  fedl_allocator *alloc, fedl_dataset *out, fedl_error *err)
+{
+    struct stat st;
+    char **names;
+    size_t count;
+    fedl_status status;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return fedl_csv_dataset_open_files(&path, 1, opts, schema, fit, alloc, out, err);
+    if (alloc == NULL)
+        alloc = fedl_allocator_default();
+    memset(out, 0, sizeof *out);
+    status = list_directory(path, alloc, &names, &count, err);
+    if (status != FEDL_OK)
+        return status;
+    status = fedl_csv_dataset_open_files((const char *const *)names, count, opts, schema, fit,
+                                         alloc, out, err);
+    for (size_t i = 0; i < count; i++)
+        fedl_mem_free(alloc, names[i], strlen(names[i]) + 1);
+    fedl_mem_free(alloc, names, MAX_FILES * sizeof *names);
+    return status;
 }
 
 const fedl_csv_fit *fedl_csv_dataset_fit(const fedl_dataset *ds)

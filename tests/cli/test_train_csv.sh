@@ -37,6 +37,15 @@ same "CSV and IDX train alike" "$work/idx.epochs" "$work/csv.epochs"
 "$fedl" ckpt export --safetensors "$work/csv.st" "$work/csv.fedl" >/dev/null 2>&1
 same "CSV and IDX give the same weights" "$work/idx.st" "$work/csv.st"
 
+# a directory of CSV files is one data set: the training file cut in two
+mkdir "$work/parts"
+head -n 201 "$work/train.csv" >"$work/parts/a.csv"
+{ head -n 1 "$work/train.csv"; tail -n +202 "$work/train.csv"; } >"$work/parts/b.csv"
+check "train from a directory of CSV files" 0 "$fedl" train "$@" --data "$work/parts" \
+    --test "$work/t10k.csv" --shape 1x12x12 --scale 255
+grep '^epoch' "$work/out" | sed 's/  [0-9]* samples\/s.*//' >"$work/parts.epochs"
+same "two files train like one" "$work/csv.epochs" "$work/parts.epochs"
+
 check "class names as labels" 0 "$fedl" train "$@" --data "$work/named.csv" \
     --test "$work/named-test.csv" --shape 1x12x12 --scale 255
 grep '^epoch' "$work/out" | sed 's/  [0-9]* samples\/s.*//' >"$work/named.epochs"

@@ -410,6 +410,50 @@ static void test_a_stored_fit_reads_later_files_alike(void **state)
     fedl_dataset_free(&train);
 }
 
+static void write_at(const char *path, const char *text)
+{
+    assert_int_equal(test_write_file(path, text, strlen(text)), 0);
+}
+
+/* Several files, or a directory of them, are one data set: rows of every
+ * file, read from the right file; a file with other columns is named. */
+static void test_a_directory_of_files_is_one_data_set(void **state)
+{
+    const char *dir = test_make_temp_dir("csvdir");
+    char a[512], b[512], c[512];
+    const char *both[2];
+    fedl_dataset ds, one;
+    fedl_error err = {0};
+    uint32_t idx[4] = {3, 0, 2, 1};
+    float x[4];
+    int32_t y[4];
+    (void)state;
+    snprintf(a, sizeof a, "%s/day1.csv", dir);
+    snprintf(b, sizeof b, "%s/day2.csv", dir);
+    write_at(a, "label,t\n0,1.5\n1,2.5\n");
+    write_at(b, "label,t\n2,3.5\n3,4.5\n");
+    assert_int_equal(fedl_csv_dataset_open(dir, NULL, NULL, NULL, NULL, &ds, &err), FEDL_OK);
+    assert_int_equal(ds.count, 4);
+    assert_int_equal(ds.classes, 4);
+    assert_int_equal(fedl_dataset_read(&ds, idx, 4, x, y, &err), FEDL_OK);
+    assert_int_equal(y[0], 3);
+    assert_true(x[0] == 4.5f && x[1] == 1.5f && x[2] == 3.5f && x[3] == 2.5f);
+    /* the same two files named one by one: the same data set */
+    both[0] = a;
+    both[1] = b;
+    assert_int_equal(fedl_csv_dataset_open_files(both, 2, NULL, NULL, NULL, NULL, &one, &err),
+                     FEDL_OK);
+    assert_memory_equal(ds.source.identity, one.source.identity, FEDL_SHA256_BYTES);
+    fedl_dataset_free(&one);
+    fedl_dataset_free(&ds);
+    /* a file whose columns differ */
+    snprintf(c, sizeof c, "%s/day3.csv", dir);
+    write_at(c, "label,temp\n2,3.5\n");
+    assert_int_equal(fedl_csv_dataset_open(dir, NULL, NULL, NULL, NULL, &ds, &err),
+                     FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "day3.csv: its columns (2) or their names differ"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -423,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_training_from_csv_equals_training_from_memory),
         cmocka_unit_test(test_prefetch_gives_the_rows_asked_for),
         cmocka_unit_test(test_a_stored_fit_reads_later_files_alike),
+        cmocka_unit_test(test_a_directory_of_files_is_one_data_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
