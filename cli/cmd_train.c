@@ -36,7 +36,7 @@ typedef struct train_options {
     int ckpt_steps, ckpt_seconds, keep, no_resume, verify_data;
     /* CSV data */
     const char *test, *label, *features, *shape, *scale, *missing, *delimiter;
-    int no_header;
+    int no_header, no_index_cache;
 } train_options;
 
 static const char train_usage[] =
@@ -446,6 +446,24 @@ static int csv_settings(const train_options *o, fedl_csv_options *opts, fedl_csv
     return 0;
 }
 
+/* A CSV file through its kept index (PATH.fedlidx) unless --no-index-cache;
+ * a directory of them without. */
+static fedl_status open_csv(const train_options *o, const char *path, const fedl_csv_options *opts,
+                            const fedl_csv_schema *schema, const fedl_csv_fit *fit,
+                            fedl_dataset *out, fedl_error *err)
+{
+    fedl_csv_index_use use;
+    struct stat info;
+    fedl_status st;
+    if (o->no_index_cache || stat(path, &info) != 0 || S_ISDIR(info.st_mode))
+        return fedl_csv_dataset_open(path, opts, schema, fit, NULL, out, err);
+    st = fedl_csv_dataset_open_cached(path, opts, schema, fit, NULL, out, &use, err);
+    if (st == FEDL_OK && use != FEDL_CSV_INDEX_NOT_KEPT)
+        printf("CSV %s: index %s %s%s\n", path,
+               use == FEDL_CSV_INDEX_READ ? "read from" : "kept in", path, FEDL_CSV_INDEX_SUFFIX);
+    return st;
+}
+
 /* The training and test sets: an IDX directory, or CSV files read on
  * demand (the test file takes the training file's labels and scaling). */
 static int load_data(const train_options *o, fedl_dataset *train, fedl_dataset *test)
@@ -471,10 +489,9 @@ static int load_data(const train_options *o, fedl_dataset *train, fedl_dataset *
     rc = csv_settings(o, &opts, &schema);
     if (rc != 0)
         return rc;
-    if (fedl_csv_dataset_open(o->data, &opts, &schema, NULL, NULL, train, &err) != FEDL_OK)
+    if (open_csv(o, o->data, &opts, &schema, NULL, train, &err) != FEDL_OK)
         return fail("training data", &err);
-    if (fedl_csv_dataset_open(o->test, &opts, &schema, fedl_csv_dataset_fit(train), NULL, test,
-                              &err) != FEDL_OK) {
+    if (open_csv(o, o->test, &opts, &schema, fedl_csv_dataset_fit(train), test, &err) != FEDL_OK) {
         fedl_dataset_free(train);
         return fail("test data", &err);
     }
@@ -612,6 +629,8 @@ int cmd_train(int argc, char **argv)
          "CSV: empty values: error, skip, mean or a fill value [error]", 0, 0},
         {"delimiter", CLI_STRING, &o.delimiter, "C", "CSV: field delimiter (, ; | tab) [,]", 0, 0},
         {"no-header", CLI_FLAG, &o.no_header, NULL, "CSV: the first row is data", 0, 0},
+        {"no-index-cache", CLI_FLAG, &o.no_index_cache, NULL,
+         "CSV: do not keep the row index in FILE.fedlidx (and do not read it)", 0, 0},
         {"epochs", CLI_INT, &o.epochs, "N", "passes over the training set [5]", 1, 100000},
         {"batch", CLI_INT, &o.batch, "N", "samples per optimiser step [32]", 1, 1 << 20},
         {"optimizer", CLI_STRING, &o.optimizer, "NAME", "sgd, adam or adamw [sgd]", 0, 0},

@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include "fedl/core.h"
+#include "fedl/csv.h"
 #include "fedl/mem.h"
 #include "fedl/nn.h"
 
@@ -102,6 +103,7 @@ fedl_status fedl_file_sha256(const char *path, uint64_t *size, uint8_t digest[FE
 typedef enum fedl_file_kind {
     FEDL_FILE_MODEL = 1,      /* fedl train --out: model + params [+ meta] */
     FEDL_FILE_CHECKPOINT = 2, /* full training state */
+    FEDL_FILE_CSV_INDEX = 3,  /* a CSV data set's kept index (PATH.fedlidx) */
 } fedl_file_kind;
 
 typedef enum fedl_section_kind {
@@ -394,6 +396,52 @@ int fedl_ckpt_dir_newest_valid(fedl_ckpt_dir *d, fedl_error *first_damage);
  * the parse error when it was damaged (the directory is then used with the
  * generations' own checks). */
 fedl_status fedl_ckpt_dir_manifest_status(const fedl_ckpt_dir *d, fedl_error *err);
+
+/* ========================================================= CSV index cache */
+
+/*
+ * The opening pass of a CSV data set (fedl/csv.h) reads the whole file; its
+ * result, the row index, the fit and the figures, is kept beside the file
+ * in PATH.fedlidx (a container of kind FEDL_FILE_CSV_INDEX, FORMAT.md) and
+ * reused while it still describes the file: its key covers the reader
+ * options, the schema, the fit given (a test set), and the file's size,
+ * modification time, inode and a SHA-256 of its first and last 64 KiB. A
+ * file changed in place keeping all of those would not be noticed (its
+ * rows would then fail to parse, or read other values).
+ */
+#define FEDL_CSV_INDEX_SUFFIX ".fedlidx"
+
+/* A decoded index file; free with fedl_csv_index_file_free. */
+typedef struct fedl_csv_index_file {
+    fedl_allocator *alloc;
+    uint8_t key[FEDL_SHA256_BYTES];
+    fedl_csv_row *rows; /* (count) */
+    size_t count;
+    fedl_csv_fit *fit;
+    fedl_csv_info info;
+} fedl_csv_index_file;
+
+/* Decode and check an index file's bytes (name for messages). */
+fedl_status fedl_csv_index_decode(const uint8_t *bytes, size_t length, const char *name,
+                                  fedl_allocator *alloc, fedl_csv_index_file *out, fedl_error *err);
+void fedl_csv_index_file_free(fedl_csv_index_file *f);
+
+/* What fedl_csv_dataset_open_cached did with the index. */
+typedef enum fedl_csv_index_use {
+    FEDL_CSV_INDEX_NOT_KEPT, /* built by the pass; could not be written (logged at WARN) */
+    FEDL_CSV_INDEX_WRITTEN,  /* built by the pass and written to PATH.fedlidx */
+    FEDL_CSV_INDEX_READ      /* read from PATH.fedlidx: no pass */
+} fedl_csv_index_use;
+
+/* fedl_csv_dataset_open of one file, with its index kept: taken from
+ * PATH.fedlidx when that matches, else built by the pass and written there
+ * durably (a directory that cannot take it only costs the next run a pass:
+ * logged at WARN, not an error). A damaged or stale index is logged and
+ * replaced. */
+fedl_status fedl_csv_dataset_open_cached(const char *path, const fedl_csv_options *opts,
+                                         const fedl_csv_schema *schema, const fedl_csv_fit *fit,
+                                         fedl_allocator *alloc, fedl_dataset *out,
+                                         fedl_csv_index_use *use, fedl_error *err);
 
 #ifdef __cplusplus
 }

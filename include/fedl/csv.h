@@ -287,6 +287,34 @@ fedl_status fedl_csv_dataset_open_files(const char *const *paths, size_t count,
                                         const fedl_csv_options *opts, const fedl_csv_schema *schema,
                                         const fedl_csv_fit *fit, fedl_allocator *alloc,
                                         fedl_dataset *out, fedl_error *err);
+/* The opening pass's result, to keep and reuse (fedl/ckpt.h's index cache
+ * writes it beside the data): a row is where its record starts. */
+typedef struct fedl_csv_row {
+    uint64_t offset; /* byte offset of the record in its file */
+    uint32_t line;   /* its first line */
+    uint32_t file;   /* which file of the data set */
+} fedl_csv_row;
+
+typedef struct fedl_csv_index {
+    const fedl_csv_row *rows; /* (count) */
+    size_t count;
+    const fedl_csv_fit *fit; /* columns, labels, scaling */
+    fedl_csv_info info;
+} fedl_csv_index;
+
+/* The index of a CSV data set (pointers into it, valid while it lives);
+ * FEDL_ERR_INVALID_ARG for any other data set. */
+fedl_status fedl_csv_dataset_index(const fedl_dataset *ds, fedl_csv_index *out, fedl_error *err);
+/* Open without the pass, from an index made by a pass over the same files
+ * with the same options and schema (the caller checks that, e.g. by size,
+ * modification time and hash: a stale index reads wrong rows). fit is the
+ * training set's fit for a test set, as in fedl_csv_dataset_open, else
+ * NULL (index->fit is then the fit). Every row must lie in its file. */
+fedl_status fedl_csv_dataset_open_indexed(const char *const *paths, size_t count,
+                                          const fedl_csv_options *opts,
+                                          const fedl_csv_schema *schema,
+                                          const fedl_csv_index *index, fedl_allocator *alloc,
+                                          fedl_dataset *out, fedl_error *err);
 /* The fit of a data set opened by fedl_csv_dataset_open (NULL for any other
  * data set); valid until it is freed. */
 const fedl_csv_fit *fedl_csv_dataset_fit(const fedl_dataset *ds);

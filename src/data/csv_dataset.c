@@ -40,11 +40,7 @@ struct fedl_csv_fit {
 };
 
 /* One row of the index: where its record starts. */
-typedef struct row_ref {
-    uint64_t offset; /* byte offset of the record in its file */
-    uint32_t line;   /* its first line */
-    uint32_t file;   /* which file of the data set */
-} row_ref;
+typedef fedl_csv_row row_ref;
 
 #define MAX_FILES 1024
 
@@ -983,6 +979,24 @@ static fedl_status take_paths(csv_dataset *d, const char *const *paths, size_t c
     return FEDL_OK;
 }
 
+static void finish_open(csv_dataset *d, const fedl_csv_options *o, const fedl_csv_schema *sch,
+                        const fedl_csv_fit *fit, fedl_dataset *out);
+
+/* The sample shape: the schema's, else the fit's (a test set), else
+ * (features, 1, 1); it must hold the features. */
+static fedl_status settle_shape(fedl_csv_schema *sch, const fedl_csv_fit *fit, size_t features,
+                                const char *path, fedl_error *err)
+{
+    if (sch->shape.c == 0 && sch->shape.h == 0 && sch->shape.w == 0)
+        sch->shape = fit != NULL ? fit->shape : (fedl_shape){(int32_t)features, 1, 1};
+    if (sch->shape.c <= 0 || sch->shape.h <= 0 || sch->shape.w <= 0 ||
+        (size_t)sch->shape.c * (size_t)sch->shape.h * (size_t)sch->shape.w != features)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "%s: shape %dx%dx%d does not hold the %zu feature columns", path,
+                              (int)sch->shape.c, (int)sch->shape.h, (int)sch->shape.w, features);
+    return FEDL_OK;
+}
+
 fedl_status fedl_csv_dataset_open_files(const char *const *paths, size_t count,
                                         const fedl_csv_options *opts, const fedl_csv_schema *schema,
                                         const fedl_csv_fit *fit, fedl_allocator *alloc,
@@ -1014,32 +1028,35 @@ fedl_status fedl_csv_dataset_open_files(const char *const *paths, size_t count,
         st = fedl_error_set(err, FEDL_ERR_FORMAT,
                             "%s: %zu feature columns, but the training data has %zu", paths[0],
                             features, fit->features);
-    if (st == FEDL_OK && sch.shape.c == 0 && sch.shape.h == 0 && sch.shape.w == 0)
-        sch.shape = fit != NULL ? fit->shape : (fedl_shape){(int32_t)features, 1, 1};
-    if (st == FEDL_OK &&
-        (sch.shape.c <= 0 || sch.shape.h <= 0 || sch.shape.w <= 0 ||
-         (size_t)sch.shape.c * (size_t)sch.shape.h * (size_t)sch.shape.w != features))
-        st = fedl_error_set(err, FEDL_ERR_INVALID_ARG,
-                            "%s: shape %dx%dx%d does not hold the %zu feature columns", paths[0],
-                            (int)sch.shape.c, (int)sch.shape.h, (int)sch.shape.w, features);
+    if (st == FEDL_OK)
+        st = settle_shape(&sch, fit, features, paths[0], err);
     if (st != FEDL_OK) {
         destroy(d);
         return st;
     }
+    finish_open(d, &o, &sch, fit, out);
+    return FEDL_OK;
+}
+
+/* The data set around d, once its index, fit and columns are known. */
+static void finish_open(csv_dataset *d, const fedl_csv_options *o, const fedl_csv_schema *sch,
+                        const fedl_csv_fit *fit, fedl_dataset *out)
+{
+    size_t features = d->info.features;
     /* The readers for samples only ever seek to data rows: they skip the
      * header (which may be longer than any row), and their buffer, what a
      * seek reads, holds the longest record. They open on first use. */
-    d->read_opts = o;
+    d->read_opts = *o;
     d->read_opts.buffer_bytes =
         (d->info.longest_record + 64 + MIN_READ_BUFFER - 1) / MIN_READ_BUFFER * MIN_READ_BUFFER;
     d->read_opts.has_header = 0;
     d->read_opts.name = NULL;
     d->info.numeric_labels = d->fit.numeric_labels;
     if (fit == NULL)
-        d->fit.shape = sch.shape;
-    out->alloc = alloc;
+        d->fit.shape = sch->shape;
+    out->alloc = d->alloc;
     out->count = d->count;
-    out->shape = sch.shape;
+    out->shape = sch->shape;
     out->sample_bytes = features;
     out->classes = d->fit.classes;
     out->scale = 1.0f;
@@ -1050,8 +1067,7 @@ fedl_status fedl_csv_dataset_open_files(const char *const *paths, size_t count,
     out->source.held_bytes =
         d->rows_cap * sizeof *d->rows + d->file_count * (d->read_opts.buffer_bytes + 2048) +
         features * (sizeof *d->columns + 3 * sizeof(float)) + d->fit.names_cap + sizeof *d;
-    compute_identity(d, &sch, out->source.identity);
-    return FEDL_OK;
+    compute_identity(d, sch, out->source.identity);
 }
 
 static int by_name(const void *a, const void *b)
@@ -1388,4 +1404,94 @@ void fedl_csv_fit_free(fedl_csv_fit *fit)
 fedl_shape fedl_csv_fit_shape(const fedl_csv_fit *fit)
 {
     return fit->shape;
+}
+
+/* ------------------------------------------------------ a kept index */
+
+fedl_status fedl_csv_dataset_index(const fedl_dataset *ds, fedl_csv_index *out, fedl_error *err)
+{
+    const csv_dataset *d;
+    memset(out, 0, sizeof *out);
+    if (ds == NULL || ds->source.destroy != destroy)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "not a CSV data set");
+    d = ds->source.impl;
+    out->rows = d->rows;
+    out->count = d->count;
+    out->fit = &d->fit;
+    out->info = d->info;
+    return FEDL_OK;
+}
+
+/* Every row of a kept index lies in its file. */
+static fedl_status check_rows(const csv_dataset *d, const fedl_csv_row *rows, size_t count,
+                              fedl_error *err)
+{
+    uint64_t size[MAX_FILES];
+    for (size_t i = 0; i < d->file_count; i++) {
+        struct stat st;
+        if (stat(d->paths[i], &st) != 0)
+            return fedl_error_set(err, FEDL_ERR_IO, "%s: %s", d->paths[i], strerror(errno));
+        size[i] = (uint64_t)st.st_size;
+    }
+    for (size_t i = 0; i < count; i++)
+        if (rows[i].file >= d->file_count || rows[i].offset >= size[rows[i].file] ||
+            rows[i].line == 0)
+            return fedl_error_set(err, FEDL_ERR_FORMAT,
+                                  "CSV index: row %zu (file %u, byte %llu, line %u) is not in "
+                                  "the data",
+                                  i, rows[i].file, (unsigned long long)rows[i].offset,
+                                  rows[i].line);
+    return FEDL_OK;
+}
+
+fedl_status fedl_csv_dataset_open_indexed(const char *const *paths, size_t count,
+                                          const fedl_csv_options *opts,
+                                          const fedl_csv_schema *schema,
+                                          const fedl_csv_index *index, fedl_allocator *alloc,
+                                          fedl_dataset *out, fedl_error *err)
+{
+    fedl_csv_options o = opts != NULL ? *opts : fedl_csv_defaults();
+    fedl_csv_schema sch = schema != NULL ? *schema : fedl_csv_schema_defaults();
+    const fedl_csv_fit *given = index->fit;
+    csv_dataset *d;
+    fedl_status st;
+    memset(out, 0, sizeof *out);
+    st = check_schema(&sch, err);
+    if (st != FEDL_OK)
+        return st;
+    if (index->count == 0 || given == NULL || index->info.features != given->features)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "CSV index: empty or inconsistent");
+    if (alloc == NULL)
+        alloc = fedl_allocator_default();
+    d = fedl_mem_alloc(alloc, sizeof *d);
+    if (d == NULL)
+        return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate");
+    d->alloc = alloc;
+    d->missing = sch.missing;
+    d->info = index->info;
+    d->info.features = 0; /* set again from the fit's columns */
+    st = take_paths(d, paths, count, err);
+    if (st == FEDL_OK)
+        st = check_rows(d, index->rows, index->count, err);
+    if (st == FEDL_OK)
+        st = fit_copy(alloc, given, &d->fit, err);
+    if (st == FEDL_OK)
+        st = columns_of_fit(d, paths[0], given->file_columns, err);
+    if (st == FEDL_OK) {
+        d->rows = fedl_mem_alloc(alloc, index->count * sizeof *d->rows);
+        if (d->rows == NULL)
+            st = fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate the index");
+    }
+    if (st == FEDL_OK) {
+        memcpy(d->rows, index->rows, index->count * sizeof *d->rows);
+        d->count = d->rows_cap = index->count;
+        d->file_columns = given->file_columns;
+        st = settle_shape(&sch, given, d->info.features, paths[0], err);
+    }
+    if (st != FEDL_OK) {
+        destroy(d);
+        return st;
+    }
+    finish_open(d, &o, &sch, given, out);
+    return FEDL_OK;
 }

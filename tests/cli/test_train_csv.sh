@@ -37,6 +37,24 @@ same "CSV and IDX train alike" "$work/idx.epochs" "$work/csv.epochs"
 "$fedl" ckpt export --safetensors "$work/csv.st" "$work/csv.fedl" >/dev/null 2>&1
 same "CSV and IDX give the same weights" "$work/idx.st" "$work/csv.st"
 
+# the index is kept beside the file and read back by the next run
+contains "index kept" "$work/csv.log" "index kept in .*train.csv.fedlidx"
+[ -f "$work/train.csv.fedlidx" ] && pass || fail "no train.csv.fedlidx"
+check "train again from the kept index" 0 "$fedl" train "$@" --data "$work/train.csv" \
+    --test "$work/t10k.csv" --shape 1x12x12 --scale 255 --out "$work/again.fedl"
+contains "index read back" "$work/out" "index read from .*train.csv.fedlidx"
+same "the kept index trains alike" "$work/csv.fedl" "$work/again.fedl"
+# a damaged index is said and rebuilt; a changed file gets a new index
+printf 'garbage' | dd of="$work/train.csv.fedlidx" bs=1 seek=100 conv=notrunc 2>/dev/null
+check "damaged index" 0 "$fedl" train "$@" --data "$work/train.csv" --test "$work/t10k.csv" \
+    --shape 1x12x12 --scale 255 --out "$work/again.fedl" --log-level warn
+contains "damage reported" "$work/err" "train.csv.fedlidx: .*indexing .* again"
+contains "index kept again" "$work/out" "index kept in"
+same "rebuilt index trains alike" "$work/csv.fedl" "$work/again.fedl"
+check "no index cache" 0 "$fedl" train "$@" --data "$work/train.csv" --test "$work/t10k.csv" \
+    --shape 1x12x12 --scale 255 --no-index-cache
+if grep -q "index kept\|index read" "$work/out"; then fail "--no-index-cache used the index"; else pass; fi
+
 # a directory of CSV files is one data set: the training file cut in two
 mkdir "$work/parts"
 head -n 201 "$work/train.csv" >"$work/parts/a.csv"
