@@ -454,6 +454,93 @@ static void test_a_directory_of_files_is_one_data_set(void **state)
     assert_non_null(strstr(err.message, "day3.csv: its columns (2) or their names differ"));
 }
 
+/* A run from CSV checkpointed mid-epoch and resumed in a new trainer (and
+ * a newly opened data set) continues at the same row: the weights equal
+ * those of a run never interrupted. */
+static void test_a_csv_run_resumes_at_the_same_row(void **state)
+{
+    fedl_dataset mem, csv[2];
+    fedl_train_config c = fedl_train_config_defaults();
+    fedl_model *m[2];
+    fedl_trainer *t[2];
+    fedl_error err = {0};
+    fedl_train_state st;
+    fedl_container_writer *w;
+    fedl_checkpoint *ckpt;
+    uint8_t *bytes;
+    size_t length, size, at = 0;
+    char *text;
+    const char *path;
+    int done;
+    (void)state;
+    assert_int_equal(test_make_quadrant_dataset(&mem, 90, 6), 0);
+    size = 16 + mem.count * (4 + mem.sample_bytes * 4) + mem.sample_bytes * 8;
+    text = test_malloc(size);
+    at += (size_t)snprintf(text, size, "y");
+    for (size_t k = 0; k < mem.sample_bytes; k++)
+        at += (size_t)snprintf(text + at, size - at, ",p%zu", k);
+    for (size_t i = 0; i < mem.count; i++) {
+        at += (size_t)snprintf(text + at, size - at, "\n%d", mem.labels[i]);
+        for (size_t k = 0; k < mem.sample_bytes; k++)
+            at +=
+                (size_t)snprintf(text + at, size - at, ",%d", mem.pixels[i * mem.sample_bytes + k]);
+    }
+    path = write_csv("r.csv", text);
+    c.batch = 8; /* 12 steps an epoch, the last one short */
+    c.optim = fedl_optim_defaults(FEDL_OPTIM_ADAM);
+    c.lr.base_lr = 0.01f;
+    for (int k = 0; k < 2; k++) {
+        fedl_csv_schema schema = fedl_csv_schema_defaults();
+        schema.label = "y";
+        schema.scaling = FEDL_CSV_SCALE_MINMAX;
+        assert_int_equal(fedl_csv_dataset_open(path, NULL, &schema, NULL, NULL, &csv[k], &err),
+                         FEDL_OK);
+        assert_int_equal(fedl_model_create("flatten dense(4)", csv[k].shape, 3, NULL, &m[k], &err),
+                         FEDL_OK);
+        assert_int_equal(fedl_trainer_create(m[k], &csv[k], &c, NULL, &t[k], &err), FEDL_OK);
+    }
+    for (int step = 0; step < 30; step++) { /* the straight run */
+        assert_int_equal(fedl_trainer_step(t[0], &done, &err), FEDL_OK);
+        if (step < 17) /* the other stops mid-epoch 2 */
+            assert_int_equal(fedl_trainer_step(t[1], &done, &err), FEDL_OK);
+    }
+    fedl_trainer_state(t[1], NULL, 0, &st);
+    assert_int_equal(fedl_checkpoint_writer(m[1], &st, NULL, &w, &err), FEDL_OK);
+    assert_int_equal(fedl_container_to_buffer(w, NULL, &bytes, &length, &err), FEDL_OK);
+    fedl_container_writer_destroy(w);
+    assert_int_equal(fedl_checkpoint_decode(bytes, length, "mid", NULL, &ckpt, &err), FEDL_OK);
+    fedl_mem_free(NULL, bytes, length);
+    fedl_trainer_destroy(t[1]);
+    fedl_model_destroy(m[1]);
+    fedl_dataset_free(&csv[1]);
+    /* a new process, as it were: the file opened again, a new model and trainer */
+    {
+        fedl_csv_schema schema = fedl_csv_schema_defaults();
+        schema.label = "y";
+        schema.scaling = FEDL_CSV_SCALE_MINMAX;
+        assert_int_equal(fedl_csv_dataset_open(path, NULL, &schema, NULL, NULL, &csv[1], &err),
+                         FEDL_OK);
+    }
+    assert_int_equal(fedl_model_create("flatten dense(4)", csv[1].shape, 3, NULL, &m[1], &err),
+                     FEDL_OK);
+    assert_int_equal(fedl_trainer_create(m[1], &csv[1], &c, NULL, &t[1], &err), FEDL_OK);
+    if (fedl_trainer_restore(t[1], ckpt, &err) != FEDL_OK)
+        fail_msg("restore: %s", err.message);
+    assert_int_equal(fedl_trainer_stats(t[1]).position, 5 * 8); /* step 5 of epoch 2 */
+    for (int step = 17; step < 30; step++)
+        assert_int_equal(fedl_trainer_step(t[1], &done, &err), FEDL_OK);
+    assert_memory_equal(fedl_model_params(m[0]), fedl_model_params(m[1]),
+                        fedl_model_param_count(m[0]) * sizeof(float));
+    fedl_checkpoint_free(ckpt);
+    for (int k = 0; k < 2; k++) {
+        fedl_trainer_destroy(t[k]);
+        fedl_model_destroy(m[k]);
+        fedl_dataset_free(&csv[k]);
+    }
+    fedl_dataset_free(&mem);
+    test_free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -468,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_prefetch_gives_the_rows_asked_for),
         cmocka_unit_test(test_a_stored_fit_reads_later_files_alike),
         cmocka_unit_test(test_a_directory_of_files_is_one_data_set),
+        cmocka_unit_test(test_a_csv_run_resumes_at_the_same_row),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
