@@ -497,7 +497,8 @@ static int load_data(const train_options *o, fedl_dataset *train, fedl_dataset *
     }
     info = fedl_csv_dataset_info(train);
     printf("CSV %s: %llu rows (%llu skipped for missing values, %llu values filled), %zu "
-           "features, label column %zu, %d classes; index %zu KiB\n",
+           "features, label column %zu, %d classes; held in memory %zu KiB (row index and "
+           "buffers)\n",
            o->data, (unsigned long long)info.rows, (unsigned long long)info.skipped_rows,
            (unsigned long long)info.filled, info.features, info.label_column, train->classes,
            fedl_dataset_held_bytes(train) >> 10);

@@ -417,6 +417,7 @@ typedef struct fedl_csv_index_file {
     uint8_t key[FEDL_SHA256_BYTES];
     fedl_csv_row *rows; /* (count) */
     size_t count;
+    int rows_borrowed; /* rows point into the decoded bytes (never by fedl_csv_index_decode) */
     fedl_csv_fit *fit;
     fedl_csv_info info;
 } fedl_csv_index_file;

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -192,13 +193,18 @@ void fedl_csv_index_file_free(fedl_csv_index_file *f)
 {
     if (f == NULL)
         return;
-    fedl_mem_free(f->alloc, f->rows, f->count * sizeof *f->rows);
+    if (!f->rows_borrowed)
+        fedl_mem_free(f->alloc, f->rows, f->count * sizeof *f->rows);
     fedl_csv_fit_free(f->fit);
     memset(f, 0, sizeof *f);
 }
 
-fedl_status fedl_csv_index_decode(const uint8_t *bytes, size_t length, const char *name,
-                                  fedl_allocator *alloc, fedl_csv_index_file *out, fedl_error *err)
+/* Decode; with borrow, rows that are already in host order and aligned
+ * (a little-endian host: sections start 64-byte aligned) point into bytes
+ * instead of being copied. */
+static fedl_status decode(const uint8_t *bytes, size_t length, const char *name,
+                          fedl_allocator *alloc, int borrow, fedl_csv_index_file *out,
+                          fedl_error *err)
 {
     fedl_container c;
     const uint8_t *p;
@@ -231,6 +237,13 @@ fedl_status fedl_csv_index_decode(const uint8_t *bytes, size_t length, const cha
                             "%s: section 'rows' has %zu bytes, not 16 bytes for each of the "
                             "%llu rows kept",
                             name, n, (unsigned long long)(out->info.rows - out->info.skipped_rows));
+    if (st == FEDL_OK && borrow && fedl_host_is_little_endian() && sizeof *out->rows == ROW_BYTES &&
+        ((uintptr_t)p % sizeof(uint64_t)) == 0) {
+        out->count = n / ROW_BYTES;
+        out->rows = (fedl_csv_row *)(uintptr_t)p;
+        out->rows_borrowed = 1;
+        return FEDL_OK;
+    }
     if (st == FEDL_OK) {
         out->count = n / ROW_BYTES;
         out->rows = fedl_mem_alloc(out->alloc, out->count * sizeof *out->rows);
@@ -248,6 +261,12 @@ fedl_status fedl_csv_index_decode(const uint8_t *bytes, size_t length, const cha
     return st;
 }
 
+fedl_status fedl_csv_index_decode(const uint8_t *bytes, size_t length, const char *name,
+                                  fedl_allocator *alloc, fedl_csv_index_file *out, fedl_error *err)
+{
+    return decode(bytes, length, name, alloc, 0, out, err);
+}
+
 /* Write ds's index under key to cache_path, durably. */
 static fedl_status write_index(const char *cache_path, const fedl_dataset *ds,
                                const uint8_t key[FEDL_SHA256_BYTES], fedl_error *err)
@@ -259,18 +278,21 @@ static fedl_status write_index(const char *cache_path, const fedl_dataset *ds,
     fedl_status st = fedl_csv_dataset_index(ds, &index, err);
     if (st == FEDL_OK)
         st = fedl_csv_fit_encode(index.fit, NULL, &fit, &fit_length, err);
-    if (st == FEDL_OK) {
+    /* On a little-endian host the rows in memory are the bytes on disk
+     * (offset, line, file: 16 bytes, no padding) and are written from where
+     * they are; elsewhere they are converted into a copy. */
+    if (st == FEDL_OK && !(fedl_host_is_little_endian() && sizeof *index.rows == ROW_BYTES)) {
         rows_length = index.count * ROW_BYTES;
         rows = fedl_mem_alloc(NULL, rows_length);
         if (rows == NULL)
             st = fedl_error_set(err, FEDL_ERR_NOMEM, "CSV index: cannot allocate");
-    }
-    if (st == FEDL_OK) {
-        for (size_t i = 0; i < index.count; i++) {
+        for (size_t i = 0; st == FEDL_OK && i < index.count; i++) {
             fedl_put_u64(rows + ROW_BYTES * i, index.rows[i].offset);
             fedl_put_u32(rows + ROW_BYTES * i + 8, index.rows[i].line);
             fedl_put_u32(rows + ROW_BYTES * i + 12, index.rows[i].file);
         }
+    }
+    if (st == FEDL_OK) {
         encode_info(info, &index.info);
         st = fedl_container_writer_create(FEDL_FILE_CSV_INDEX, NULL, &w, err);
     }
@@ -281,7 +303,9 @@ static fedl_status write_index(const char *cache_path, const fedl_dataset *ds,
     if (st == FEDL_OK)
         st = fedl_container_add(w, "fit", FEDL_SECTION_DATA, fit, fit_length, err);
     if (st == FEDL_OK)
-        st = fedl_container_add(w, "rows", FEDL_SECTION_DATA, rows, rows_length, err);
+        st = fedl_container_add(w, "rows", FEDL_SECTION_DATA,
+                                rows != NULL ? (const void *)rows : (const void *)index.rows,
+                                index.count * ROW_BYTES, err);
     if (st == FEDL_OK)
         st = fedl_container_write(w, NULL, cache_path, err);
     fedl_container_writer_destroy(w);
@@ -306,7 +330,8 @@ static int open_from_index(const char *path, const char *cache_path, const uint8
         fedl_log(FEDL_LOG_WARN, "%s: %s; indexing %s again", cache_path, err.message, path);
         return 0;
     }
-    if (fedl_csv_index_decode(view.bytes, view.length, cache_path, alloc, &kept, &err) != FEDL_OK) {
+    /* the rows are read from the mapped file, copied once into the data set */
+    if (decode(view.bytes, view.length, cache_path, alloc, 1, &kept, &err) != FEDL_OK) {
         fedl_log(FEDL_LOG_WARN, "%s: %s; indexing %s again", cache_path, err.message, path);
     } else if (memcmp(kept.key, key, FEDL_SHA256_BYTES) != 0) {
         fedl_log(FEDL_LOG_INFO, "%s: made for another version of %s or other settings", cache_path,

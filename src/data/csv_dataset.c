@@ -692,6 +692,14 @@ static fedl_status opening_pass(csv_dataset *d, const fedl_csv_options *opts,
         status = fedl_error_set(err, FEDL_ERR_FORMAT, "%s%s: no data rows%s", d->paths[0],
                                 d->file_count > 1 ? " and the other files" : "",
                                 d->info.skipped_rows ? " left after skipping missing values" : "");
+    if (status == FEDL_OK && d->count < d->rows_cap) { /* the index grew by doubling: trim it */
+        row_ref *trimmed = fedl_mem_realloc(d->alloc, d->rows, d->rows_cap * sizeof *d->rows,
+                                            d->count * sizeof *d->rows);
+        if (trimmed != NULL) {
+            d->rows = trimmed;
+            d->rows_cap = d->count;
+        }
+    }
     if (status == FEDL_OK && training) {
         status = fit_alloc_features(d->alloc, &d->fit, d->info.features, err);
         if (status == FEDL_OK) {
