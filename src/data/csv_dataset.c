@@ -990,6 +990,32 @@ static fedl_status take_paths(csv_dataset *d, const char *const *paths, size_t c
 static void finish_open(csv_dataset *d, const fedl_csv_options *o, const fedl_csv_schema *sch,
                         const fedl_csv_fit *fit, fedl_dataset *out);
 
+/* A data set over paths, checked schema and allocator settled (*alloc NULL
+ * becomes the default); nothing read yet. */
+static fedl_status new_dataset(const char *const *paths, size_t count, const fedl_csv_schema *sch,
+                               fedl_allocator **alloc, csv_dataset **out, fedl_error *err)
+{
+    csv_dataset *d;
+    fedl_status st = check_schema(sch, err);
+    *out = NULL;
+    if (st != FEDL_OK)
+        return st;
+    if (*alloc == NULL)
+        *alloc = fedl_allocator_default();
+    d = fedl_mem_alloc(*alloc, sizeof *d);
+    if (d == NULL)
+        return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate");
+    d->alloc = *alloc;
+    d->missing = sch->missing;
+    st = take_paths(d, paths, count, err);
+    if (st != FEDL_OK) {
+        destroy(d);
+        return st;
+    }
+    *out = d;
+    return FEDL_OK;
+}
+
 /* The sample shape: the schema's, else the fit's (a test set), else
  * (features, 1, 1); it must hold the features. */
 static fedl_status settle_shape(fedl_csv_schema *sch, const fedl_csv_fit *fit, size_t features,
@@ -1016,18 +1042,10 @@ fedl_status fedl_csv_dataset_open_files(const char *const *paths, size_t count,
     size_t features;
     fedl_status st;
     memset(out, 0, sizeof *out);
-    st = check_schema(&sch, err);
+    st = new_dataset(paths, count, &sch, &alloc, &d, err);
     if (st != FEDL_OK)
         return st;
-    if (alloc == NULL)
-        alloc = fedl_allocator_default();
-    d = fedl_mem_alloc(alloc, sizeof *d);
-    if (d == NULL)
-        return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate");
-    d->alloc = alloc;
-    d->missing = sch.missing;
-    st = take_paths(d, paths, count, err);
-    if (st == FEDL_OK && fit != NULL)
+    if (fit != NULL)
         st = fit_copy(alloc, fit, &d->fit, err);
     if (st == FEDL_OK)
         st = opening_pass(d, &o, &sch, fit == NULL, err);
@@ -1464,23 +1482,14 @@ fedl_status fedl_csv_dataset_open_indexed(const char *const *paths, size_t count
     csv_dataset *d;
     fedl_status st;
     memset(out, 0, sizeof *out);
-    st = check_schema(&sch, err);
-    if (st != FEDL_OK)
-        return st;
     if (index->count == 0 || given == NULL || index->info.features != given->features)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "CSV index: empty or inconsistent");
-    if (alloc == NULL)
-        alloc = fedl_allocator_default();
-    d = fedl_mem_alloc(alloc, sizeof *d);
-    if (d == NULL)
-        return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV data set: cannot allocate");
-    d->alloc = alloc;
-    d->missing = sch.missing;
+    st = new_dataset(paths, count, &sch, &alloc, &d, err);
+    if (st != FEDL_OK)
+        return st;
     d->info = index->info;
     d->info.features = 0; /* set again from the fit's columns */
-    st = take_paths(d, paths, count, err);
-    if (st == FEDL_OK)
-        st = check_rows(d, index->rows, index->count, err);
+    st = check_rows(d, index->rows, index->count, err);
     if (st == FEDL_OK)
         st = fit_copy(alloc, given, &d->fit, err);
     if (st == FEDL_OK)

@@ -273,6 +273,24 @@ static void test_memory_is_the_index_plus_a_constant(void **state)
     assert_true(held[1] - held[0] == (102400 - 1024) * 16); /* the index, 16 bytes a row */
 }
 
+/* The samples of an in-memory data set as CSV text: a header (label, p0,
+ * p1, ...), then one row per sample, the label first (free with test_free). */
+static char *csv_of(const fedl_dataset *mem, const char *label)
+{
+    size_t size = 16 + mem->count * (4 + mem->sample_bytes * 4) + mem->sample_bytes * 8, at = 0;
+    char *text = test_malloc(size);
+    at += (size_t)snprintf(text, size, "%s", label);
+    for (size_t k = 0; k < mem->sample_bytes; k++)
+        at += (size_t)snprintf(text + at, size - at, ",p%zu", k);
+    for (size_t i = 0; i < mem->count; i++) {
+        at += (size_t)snprintf(text + at, size - at, "\n%d", mem->labels[i]);
+        for (size_t k = 0; k < mem->sample_bytes; k++)
+            at += (size_t)snprintf(text + at, size - at, ",%d",
+                                   mem->pixels[i * mem->sample_bytes + k]);
+    }
+    return text;
+}
+
 /* LeNet-5 trained from a CSV copy of a quadrant data set gets the same
  * weights, bit for bit, as from the data in memory: same order, same
  * floats (x / 255 with the same float divisor). */
@@ -284,21 +302,10 @@ static void test_training_from_csv_equals_training_from_memory(void **state)
     fedl_model *m[2];
     fedl_trainer *t[2];
     fedl_error err = {0};
-    size_t size, at = 0;
     char *text;
     (void)state;
     assert_int_equal(test_make_quadrant_dataset(&mem, 200, 5), 0);
-    size = 16 + mem.count * (4 + mem.sample_bytes * 4) + mem.sample_bytes * 8;
-    text = test_malloc(size);
-    at += (size_t)snprintf(text, size, "label");
-    for (size_t k = 0; k < mem.sample_bytes; k++)
-        at += (size_t)snprintf(text + at, size - at, ",p%zu", k);
-    for (size_t i = 0; i < mem.count; i++) {
-        at += (size_t)snprintf(text + at, size - at, "\n%d", mem.labels[i]);
-        for (size_t k = 0; k < mem.sample_bytes; k++)
-            at +=
-                (size_t)snprintf(text + at, size - at, ",%d", mem.pixels[i * mem.sample_bytes + k]);
-    }
+    text = csv_of(&mem, "label");
     schema.scaling = FEDL_CSV_SCALE_DIVIDE;
     schema.divisor = 255.0f;
     schema.shape = mem.shape;
@@ -470,23 +477,13 @@ static void test_a_csv_run_resumes_at_the_same_row(void **state)
     fedl_container_writer *w;
     fedl_checkpoint *ckpt;
     uint8_t *bytes;
-    size_t length, size, at = 0;
+    size_t length;
     char *text;
     const char *path;
     int done;
     (void)state;
     assert_int_equal(test_make_quadrant_dataset(&mem, 90, 6), 0);
-    size = 16 + mem.count * (4 + mem.sample_bytes * 4) + mem.sample_bytes * 8;
-    text = test_malloc(size);
-    at += (size_t)snprintf(text, size, "y");
-    for (size_t k = 0; k < mem.sample_bytes; k++)
-        at += (size_t)snprintf(text + at, size - at, ",p%zu", k);
-    for (size_t i = 0; i < mem.count; i++) {
-        at += (size_t)snprintf(text + at, size - at, "\n%d", mem.labels[i]);
-        for (size_t k = 0; k < mem.sample_bytes; k++)
-            at +=
-                (size_t)snprintf(text + at, size - at, ",%d", mem.pixels[i * mem.sample_bytes + k]);
-    }
+    text = csv_of(&mem, "y");
     path = write_csv("r.csv", text);
     c.batch = 8; /* 12 steps an epoch, the last one short */
     c.optim = fedl_optim_defaults(FEDL_OPTIM_ADAM);
