@@ -36,7 +36,7 @@ typedef struct train_options {
     int ckpt_steps, ckpt_seconds, keep, no_resume, verify_data;
     /* CSV data */
     const char *test, *label, *features, *shape, *scale, *missing, *delimiter;
-    int no_header, no_index_cache;
+    int no_header, no_index_cache, shuffle_buffer;
 } train_options;
 
 static const char train_usage[] =
@@ -46,8 +46,10 @@ static const char train_usage[] =
     "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and\n"
     "t10k-labels-idx1-ubyte[.gz], or a CSV file or a directory of CSV files read as\n"
     "one data set (then --test names the test CSV file or directory).\n"
-    "A CSV file is read on demand through a row index, in bounded memory; its label\n"
-    "column (--label, default \"label\" or column 0) holds class ids or class names.\n"
+    "A CSV file is read on demand through a row index, in bounded memory; with\n"
+    "--shuffle-buffer N it is streamed each epoch through a buffer of N rows instead\n"
+    "(gzip too). Its label column (--label, default \"label\" or column 0) holds\n"
+    "class ids or class names.\n"
     "Examples:\n"
     "  fedl train --model lenet5 --data /usr/share/datasets/fashion-mnist --epochs 5 \\\n"
     "      --batch 32 --lr 0.05 --momentum 0.9 --seed 1 --out model.fedl\n"
@@ -489,11 +491,23 @@ static int load_data(const train_options *o, fedl_dataset *train, fedl_dataset *
     rc = csv_settings(o, &opts, &schema);
     if (rc != 0)
         return rc;
-    if (open_csv(o, o->data, &opts, &schema, NULL, train, &err) != FEDL_OK)
-        return fail("training data", &err);
-    if (open_csv(o, o->test, &opts, &schema, fedl_csv_dataset_fit(train), test, &err) != FEDL_OK) {
-        fedl_dataset_free(train);
-        return fail("test data", &err);
+    if (o->shuffle_buffer > 0) { /* streams: the training file shuffled, the test file in order */
+        if (fedl_csv_stream_open(o->data, &opts, &schema, NULL, (size_t)o->shuffle_buffer, o->seed,
+                                 NULL, train, &err) != FEDL_OK)
+            return fail("training data", &err);
+        if (fedl_csv_stream_open(o->test, &opts, &schema, fedl_csv_dataset_fit(train), 1, 0, NULL,
+                                 test, &err) != FEDL_OK) {
+            fedl_dataset_free(train);
+            return fail("test data", &err);
+        }
+    } else {
+        if (open_csv(o, o->data, &opts, &schema, NULL, train, &err) != FEDL_OK)
+            return fail("training data", &err);
+        if (open_csv(o, o->test, &opts, &schema, fedl_csv_dataset_fit(train), test, &err) !=
+            FEDL_OK) {
+            fedl_dataset_free(train);
+            return fail("test data", &err);
+        }
     }
     info = fedl_csv_dataset_info(train);
     printf("CSV %s: %llu rows (%llu skipped for missing values, %llu values filled), %zu "
@@ -630,6 +644,9 @@ int cmd_train(int argc, char **argv)
          "CSV: empty values: error, skip, mean or a fill value [error]", 0, 0},
         {"delimiter", CLI_STRING, &o.delimiter, "C", "CSV: field delimiter (, ; | tab) [,]", 0, 0},
         {"no-header", CLI_FLAG, &o.no_header, NULL, "CSV: the first row is data", 0, 0},
+        {"shuffle-buffer", CLI_INT, &o.shuffle_buffer, "N",
+         "CSV: stream the files (plain or gzip) through a shuffle buffer of N rows, no index", 1,
+         1 << 24},
         {"no-index-cache", CLI_FLAG, &o.no_index_cache, NULL,
          "CSV: do not keep the row index in FILE.fedlidx (and do not read it)", 0, 0},
         {"epochs", CLI_INT, &o.epochs, "N", "passes over the training set [5]", 1, 100000},

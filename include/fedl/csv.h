@@ -287,6 +287,23 @@ fedl_status fedl_csv_dataset_open_files(const char *const *paths, size_t count,
                                         const fedl_csv_options *opts, const fedl_csv_schema *schema,
                                         const fedl_csv_fit *fit, fedl_allocator *alloc,
                                         fedl_dataset *out, fedl_error *err);
+/* A CSV file (plain or gzip), or a directory of them, as a stream: the
+ * opening pass counts the rows and fits labels and scaling but keeps no
+ * index; each epoch then reads the files front to back through a shuffle
+ * buffer of buffer_rows samples, emitting a uniformly chosen buffered row
+ * and putting the next row of the files in its place. The order is a
+ * function of (seed, epoch) and the files, so a run resumed at (epoch,
+ * position) reads the epoch again up to there and continues with the same
+ * samples. Memory is the buffer (buffer_rows x (features + 1) x 4 bytes)
+ * and one reader, whatever the files' size. With buffer_rows 1 the order is
+ * the files' order (e.g. for a test file). The files must be readable
+ * again each epoch: a pipe cannot be (its one pass is spent counting).
+ * The data set serves one reader at a time: evaluating it restarts it. */
+fedl_status fedl_csv_stream_open(const char *path, const fedl_csv_options *opts,
+                                 const fedl_csv_schema *schema, const fedl_csv_fit *fit,
+                                 size_t buffer_rows, uint64_t seed, fedl_allocator *alloc,
+                                 fedl_dataset *out, fedl_error *err);
+
 /* The opening pass's result, to keep and reuse (fedl/ckpt.h's index cache
  * writes it beside the data): a row is where its record starts. */
 typedef struct fedl_csv_row {

@@ -65,6 +65,9 @@ typedef struct fedl_sample_source {
     /* optional: samples indices[0..n) will be read next; a source may start
      * reading them in the background (indices are copied) */
     void (*prefetch)(void *impl, const uint32_t *indices, size_t n);
+    /* optional: the batcher moved to (epoch, position) of its order; a
+     * source that reads in its own order (a stream) starts over there */
+    void (*seek)(void *impl, uint64_t epoch, size_t position);
     void (*destroy)(void *impl); /* frees impl; called by fedl_dataset_free */
     void *impl;
     uint8_t identity[FEDL_SHA256_BYTES]; /* SHA-256 of what defines the samples */
@@ -116,6 +119,10 @@ void fedl_dataset_gather(const fedl_dataset *ds, const uint32_t *indices, size_t
  * count is FEDL_ERR_INVALID_ARG. */
 fedl_status fedl_dataset_read(const fedl_dataset *ds, const uint32_t *indices, size_t n, float *x,
                               int32_t *labels, fedl_error *err);
+/* Tell the source that reading restarts at (epoch, position) of the
+ * batcher's order (fedl_batcher_init and fedl_batcher_seek call it; a full
+ * pass from the start, as evaluation makes, is (0, 0)). */
+void fedl_dataset_seek(const fedl_dataset *ds, uint64_t epoch, size_t position);
 /* A hint that samples indices[0..n) are read next (a source with a
  * background reader starts on them); nothing for data in memory. */
 void fedl_dataset_prefetch(const fedl_dataset *ds, const uint32_t *indices, size_t n);

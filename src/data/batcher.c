@@ -92,6 +92,7 @@ static fedl_status init(fedl_batcher *b, const fedl_dataset *ds, uint64_t seed, 
     b->epoch = 0;
     b->position = 0;
     compute_order(b);
+    fedl_dataset_seek(ds, 0, 0);
     return FEDL_OK;
 }
 
@@ -126,6 +127,7 @@ void fedl_batcher_seek(fedl_batcher *b, uint64_t epoch, size_t position)
             compute_order(b);
     }
     b->position = position < b->count ? position : b->count;
+    fedl_dataset_seek(b->ds, b->epoch, b->position);
 }
 
 size_t fedl_batcher_next(fedl_batcher *b, size_t max, float *x, int32_t *labels)

@@ -79,6 +79,23 @@ typedef struct csv_dataset {
     fedl_csv_fit fit;
     fedl_csv_info info;
     prefetcher pre;
+    /* Stream mode (fedl_csv_stream_open): no index; each epoch reads the
+     * files front to back through a shuffle buffer of cap rows. */
+    struct {
+        size_t cap; /* rows in the shuffle buffer; 0 = not a stream */
+        uint64_t seed;
+        fedl_csv_options opts;   /* the options the files are read with */
+        float *x;                /* (cap, features), scaled */
+        int32_t *labels;         /* (cap) */
+        size_t fill;             /* rows in the buffer */
+        size_t file;             /* the file being read */
+        fedl_csv_reader *r;      /* on that file */
+        uint64_t epoch, emitted; /* where the stream is */
+        int started;
+        fedl_rng rng;
+        fedl_status status; /* a failed restart, reported by the next read */
+        fedl_error err;
+    } stream;
 } csv_dataset;
 
 fedl_csv_schema fedl_csv_schema_defaults(void)
@@ -576,6 +593,12 @@ static fedl_status resolve_file_columns(csv_dataset *d, const fedl_csv_reader *r
     return status;
 }
 
+static int is_gzip(int fd)
+{
+    uint8_t magic[2];
+    return pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+}
+
 /* Buffers of the pass, sized once the feature count is known. */
 typedef struct pass_buffers {
     column_stats *stats; /* (features) */
@@ -603,6 +626,14 @@ static fedl_status pass_file(csv_dataset *d, size_t file, const fedl_csv_options
     h.fd = open(path, O_RDONLY | O_CLOEXEC);
     if (h.fd < 0)
         return fedl_error_set(err, FEDL_ERR_IO, "%s: %s", path, strerror(errno));
+    if (d->stream.cap == 0 && is_gzip(h.fd)) {
+        close(h.fd);
+        return fedl_error_set(err, FEDL_ERR_UNSUPPORTED,
+                              "%s: gzip cannot be read at a row's offset: read it as a stream "
+                              "(fedl_csv_stream_open, fedl train --shuffle-buffer N) or "
+                              "decompress it",
+                              path);
+    }
     fedl_sha256_init(&h.sha);
     status = fedl_csv_open_callback(hashing_read, &h, &o, d->alloc, &r, err);
     if (status == FEDL_OK) {
@@ -659,7 +690,10 @@ static fedl_status pass_file(csv_dataset *d, size_t file, const fedl_csv_options
             c->sum_sq += (double)v * v;
             c->n++;
         }
-        status = append_row(d, offset, fedl_csv_record_line(r), file, err);
+        if (d->stream.cap > 0)
+            d->count++; /* a stream keeps no index */
+        else
+            status = append_row(d, offset, fedl_csv_record_line(r), file, err);
     }
     if (status == FEDL_OK && d->info.rows > rows_before && fstat(h.fd, &st) == 0 &&
         (uint64_t)st.st_size - last_offset > d->info.longest_record)
@@ -829,6 +863,9 @@ static int prefetch_reserve(csv_dataset *d, size_t n)
         fedl_mem_free(d->alloc, labels, n * sizeof *labels);
         return 0;
     }
+    fedl_csv_close(d->stream.r);
+    fedl_mem_free(d->alloc, d->stream.x, d->stream.cap * d->fit.features * sizeof *d->stream.x);
+    fedl_mem_free(d->alloc, d->stream.labels, d->stream.cap * sizeof *d->stream.labels);
     fedl_mem_free(d->alloc, p->want, p->cap * sizeof *p->want);
     fedl_mem_free(d->alloc, p->x, p->cap * features * sizeof *p->x);
     fedl_mem_free(d->alloc, p->labels, p->cap * sizeof *p->labels);
@@ -868,11 +905,151 @@ static void prefetch(void *impl, const uint32_t *indices, size_t n)
     pthread_mutex_unlock(&p->lock);
 }
 
+/* -------------------------------------------------------------- streams */
+
+#define STREAM_RNG 0x53545245414dULL /* "STREAM" */
+
+/* The next row of the files into slot (scaled features, class id); *got 0
+ * at the end of the last file. Rows left out by the missing-value policy
+ * are skipped, as in the pass. */
+static fedl_status stream_next_row(csv_dataset *d, size_t slot, int *got, fedl_error *err)
+{
+    const fedl_csv_fit *f = &d->fit;
+    *got = 0;
+    for (;;) {
+        int more = 0, skip = 0;
+        float *x = d->stream.x + slot * f->features;
+        fedl_status st;
+        if (d->stream.r == NULL) {
+            if (d->stream.file >= d->file_count)
+                return FEDL_OK;
+            st = fedl_csv_open(d->paths[d->stream.file], &d->stream.opts, d->alloc, &d->stream.r,
+                               err);
+            if (st != FEDL_OK)
+                return st;
+        }
+        st = fedl_csv_next_record(d->stream.r, &more, err);
+        if (st != FEDL_OK)
+            return st;
+        if (!more) {
+            fedl_csv_close(d->stream.r);
+            d->stream.r = NULL;
+            d->stream.file++;
+            continue;
+        }
+        if (fedl_csv_field(d->stream.r, d->label_column, NULL)[0] == '\0' &&
+            d->missing == FEDL_CSV_MISSING_SKIP)
+            continue;
+        st = class_of(d->stream.r, d->label_column, f, &d->stream.labels[slot], err);
+        if (st == FEDL_OK)
+            st = parse_features(d, d->stream.r, x, &skip, err);
+        if (st != FEDL_OK)
+            return st;
+        if (skip)
+            continue;
+        for (size_t j = 0; j < f->features; j++)
+            x[j] = (isnan(x[j]) ? f->fill[j] : x[j]) * f->scale[j] + f->shift[j];
+        *got = 1;
+        return FEDL_OK;
+    }
+}
+
+/* Start epoch over: the files from the top, the buffer filled, the
+ * generator at (seed, epoch). */
+static fedl_status stream_restart(csv_dataset *d, uint64_t epoch, fedl_error *err)
+{
+    int got = 1;
+    fedl_status st = FEDL_OK;
+    fedl_csv_close(d->stream.r);
+    d->stream.r = NULL;
+    d->stream.file = 0;
+    d->stream.fill = 0;
+    d->stream.emitted = 0;
+    d->stream.epoch = epoch;
+    d->stream.started = 1;
+    fedl_rng_init(&d->stream.rng, d->stream.seed, STREAM_RNG + epoch);
+    while (st == FEDL_OK && got && d->stream.fill < d->stream.cap) {
+        st = stream_next_row(d, d->stream.fill, &got, err);
+        if (st == FEDL_OK && got)
+            d->stream.fill++;
+    }
+    return st;
+}
+
+/* The next sample of the stream: a uniformly chosen row of the buffer,
+ * whose slot then takes the next row of the files (x or labels NULL:
+ * skipped). */
+static fedl_status stream_emit(csv_dataset *d, float *x, int32_t *label, fedl_error *err)
+{
+    size_t features = d->fit.features, j;
+    int got;
+    fedl_status st;
+    if (d->stream.fill == 0)
+        return fedl_error_set(err, FEDL_ERR_STATE,
+                              "%s: the stream ended after %llu of %zu samples: did the file "
+                              "change?",
+                              d->paths[0], (unsigned long long)d->stream.emitted, d->count);
+    j = d->stream.fill == 1 ? 0 : fedl_rng_below(&d->stream.rng, (uint32_t)d->stream.fill);
+    if (x != NULL)
+        memcpy(x, d->stream.x + j * features, features * sizeof *x);
+    if (label != NULL)
+        *label = d->stream.labels[j];
+    st = stream_next_row(d, j, &got, err);
+    if (st != FEDL_OK)
+        return st;
+    if (!got) { /* the files are done: the last row takes the slot */
+        d->stream.fill--;
+        memcpy(d->stream.x + j * features, d->stream.x + d->stream.fill * features,
+               features * sizeof *d->stream.x);
+        d->stream.labels[j] = d->stream.labels[d->stream.fill];
+    }
+    d->stream.emitted++;
+    return FEDL_OK;
+}
+
+static fedl_status stream_read(csv_dataset *d, size_t n, float *x, int32_t *labels, fedl_error *err)
+{
+    if (d->stream.status != FEDL_OK) {
+        if (err != NULL)
+            *err = d->stream.err;
+        return d->stream.status;
+    }
+    if (!d->stream.started) {
+        fedl_status st = stream_restart(d, 0, err);
+        if (st != FEDL_OK)
+            return st;
+    }
+    for (size_t i = 0; i < n; i++) {
+        fedl_status st =
+            stream_emit(d, x ? x + i * d->fit.features : NULL, labels ? labels + i : NULL, err);
+        if (st != FEDL_OK)
+            return st;
+    }
+    return FEDL_OK;
+}
+
+/* Move to sample `position` of epoch: from the top of that epoch when it
+ * is another one or behind, then read and drop up to there. A failure is
+ * kept for the next read. */
+static void stream_seek(void *impl, uint64_t epoch, size_t position)
+{
+    csv_dataset *d = impl;
+    fedl_status st = FEDL_OK;
+    d->stream.status = FEDL_OK;
+    if (!d->stream.started || epoch != d->stream.epoch || position < d->stream.emitted)
+        st = stream_restart(d, epoch, &d->stream.err);
+    while (st == FEDL_OK && d->stream.emitted < position)
+        st = stream_emit(d, NULL, NULL, &d->stream.err);
+    d->stream.status = st;
+}
+
 static fedl_status read_samples(void *impl, const uint32_t *indices, size_t n, float *x,
                                 int32_t *labels, fedl_error *err)
 {
     csv_dataset *d = impl;
     prefetcher *p = &d->pre;
+    if (d->stream.cap > 0)
+        return stream_read(d, n, x, labels, err);
     prefetch_wait(p);
     if (p->ready && p->n == n && memcmp(p->want, indices, n * sizeof *indices) == 0) {
         p->ready = 0;
@@ -908,6 +1085,9 @@ static void destroy(void *impl)
         pthread_cond_destroy(&p->idle);
         pthread_mutex_destroy(&p->lock);
     }
+    fedl_csv_close(d->stream.r);
+    fedl_mem_free(d->alloc, d->stream.x, d->stream.cap * d->fit.features * sizeof *d->stream.x);
+    fedl_mem_free(d->alloc, d->stream.labels, d->stream.cap * sizeof *d->stream.labels);
     fedl_mem_free(d->alloc, p->want, p->cap * sizeof *p->want);
     fedl_mem_free(d->alloc, p->x, p->cap * d->fit.features * sizeof *p->x);
     fedl_mem_free(d->alloc, p->labels, p->cap * sizeof *p->labels);
@@ -935,9 +1115,10 @@ static void compute_identity(const csv_dataset *d, const fedl_csv_schema *schema
     char text[160];
     fedl_sha256_init(&ctx);
     fedl_sha256_update(&ctx, d->info.file_sha256, sizeof d->info.file_sha256);
-    snprintf(text, sizeof text, "label=%zu;missing=%d;fill=%.9g;scaling=%d;divisor=%.9g;",
-             d->label_column, (int)schema->missing, (double)schema->fill_value,
-             (int)schema->scaling, (double)schema->divisor);
+    snprintf(text, sizeof text,
+             "label=%zu;missing=%d;fill=%.9g;scaling=%d;divisor=%.9g;stream=%zu;", d->label_column,
+             (int)schema->missing, (double)schema->fill_value, (int)schema->scaling,
+             (double)schema->divisor, d->stream.cap);
     fedl_sha256_update(&ctx, text, strlen(text));
     for (size_t j = 0; j < d->info.features; j++) {
         uint64_t c = d->columns[j];
@@ -1031,10 +1212,12 @@ static fedl_status settle_shape(fedl_csv_schema *sch, const fedl_csv_fit *fit, s
     return FEDL_OK;
 }
 
-fedl_status fedl_csv_dataset_open_files(const char *const *paths, size_t count,
-                                        const fedl_csv_options *opts, const fedl_csv_schema *schema,
-                                        const fedl_csv_fit *fit, fedl_allocator *alloc,
-                                        fedl_dataset *out, fedl_error *err)
+/* Open paths as a data set; stream_rows > 0: as a stream through a
+ * shuffle buffer of that many rows, shuffled from seed. */
+static fedl_status open_files(const char *const *paths, size_t count, const fedl_csv_options *opts,
+                              const fedl_csv_schema *schema, const fedl_csv_fit *fit,
+                              size_t stream_rows, uint64_t seed, fedl_allocator *alloc,
+                              fedl_dataset *out, fedl_error *err)
 {
     fedl_csv_options o = opts != NULL ? *opts : fedl_csv_defaults();
     fedl_csv_schema sch = schema != NULL ? *schema : fedl_csv_schema_defaults();
@@ -1045,6 +1228,10 @@ fedl_status fedl_csv_dataset_open_files(const char *const *paths, size_t count,
     st = new_dataset(paths, count, &sch, &alloc, &d, err);
     if (st != FEDL_OK)
         return st;
+    d->stream.cap = stream_rows;
+    d->stream.seed = seed;
+    d->stream.opts = o;
+    d->stream.opts.name = NULL;
     if (fit != NULL)
         st = fit_copy(alloc, fit, &d->fit, err);
     if (st == FEDL_OK)
@@ -1056,12 +1243,28 @@ fedl_status fedl_csv_dataset_open_files(const char *const *paths, size_t count,
                             features, fit->features);
     if (st == FEDL_OK)
         st = settle_shape(&sch, fit, features, paths[0], err);
+    if (st == FEDL_OK && stream_rows > 0) {
+        d->stream.x = fedl_mem_alloc(alloc, stream_rows * features * sizeof *d->stream.x);
+        d->stream.labels = fedl_mem_alloc(alloc, stream_rows * sizeof *d->stream.labels);
+        if (d->stream.x == NULL || d->stream.labels == NULL)
+            st = fedl_error_set(err, FEDL_ERR_NOMEM,
+                                "CSV stream: cannot allocate a shuffle buffer of %zu rows",
+                                stream_rows);
+    }
     if (st != FEDL_OK) {
         destroy(d);
         return st;
     }
     finish_open(d, &o, &sch, fit, out);
     return FEDL_OK;
+}
+
+fedl_status fedl_csv_dataset_open_files(const char *const *paths, size_t count,
+                                        const fedl_csv_options *opts, const fedl_csv_schema *schema,
+                                        const fedl_csv_fit *fit, fedl_allocator *alloc,
+                                        fedl_dataset *out, fedl_error *err)
+{
+    return open_files(paths, count, opts, schema, fit, 0, 0, alloc, out, err);
 }
 
 /* The data set around d, once its index, fit and columns are known. */
@@ -1087,12 +1290,18 @@ static void finish_open(csv_dataset *d, const fedl_csv_options *o, const fedl_cs
     out->classes = d->fit.classes;
     out->scale = 1.0f;
     out->source.read = read_samples;
-    out->source.prefetch = prefetch;
+    out->source.prefetch = d->stream.cap > 0 ? NULL : prefetch;
+    out->source.seek = d->stream.cap > 0 ? stream_seek : NULL;
     out->source.destroy = destroy;
     out->source.impl = d;
     out->source.held_bytes =
         d->rows_cap * sizeof *d->rows + d->file_count * (d->read_opts.buffer_bytes + 2048) +
         features * (sizeof *d->columns + 3 * sizeof(float)) + d->fit.names_cap + sizeof *d;
+    if (d->stream.cap > 0) /* no index, one reader, the shuffle buffer */
+        out->source.held_bytes = d->stream.opts.buffer_bytes + 2048 +
+                                 d->stream.cap * (features * sizeof(float) + sizeof(int32_t)) +
+                                 features * (sizeof *d->columns + 3 * sizeof(float)) +
+                                 d->fit.names_cap + sizeof *d;
     compute_identity(d, sch, out->source.identity);
 }
 
@@ -1157,6 +1366,34 @@ static fedl_status list_directory(const char *dir, fedl_allocator *alloc, char *
     *out = names;
     *count = n;
     return FEDL_OK;
+}
+
+fedl_status fedl_csv_stream_open(const char *path, const fedl_csv_options *opts,
+                                 const fedl_csv_schema *schema, const fedl_csv_fit *fit,
+                                 size_t buffer_rows, uint64_t seed, fedl_allocator *alloc,
+                                 fedl_dataset *out, fedl_error *err)
+{
+    struct stat st;
+    char **names;
+    size_t count;
+    fedl_status status;
+    if (buffer_rows == 0 || buffer_rows > ((size_t)1 << 24))
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "CSV stream: a shuffle buffer of %zu rows (1 to 2^24)", buffer_rows);
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return open_files(&path, 1, opts, schema, fit, buffer_rows, seed, alloc, out, err);
+    if (alloc == NULL)
+        alloc = fedl_allocator_default();
+    memset(out, 0, sizeof *out);
+    status = list_directory(path, alloc, &names, &count, err);
+    if (status != FEDL_OK)
+        return status;
+    status = open_files((const char *const *)names, count, opts, schema, fit, buffer_rows, seed,
+                        alloc, out, err);
+    for (size_t i = 0; i < count; i++)
+        fedl_mem_free(alloc, names[i], strlen(names[i]) + 1);
+    fedl_mem_free(alloc, names, MAX_FILES * sizeof *names);
+    return status;
 }
 
 fedl_status fedl_csv_dataset_open(const char *path, const fedl_csv_options *opts,

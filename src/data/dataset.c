@@ -276,3 +276,9 @@ void fedl_dataset_prefetch(const fedl_dataset *ds, const uint32_t *indices, size
             return;
     ds->source.prefetch(ds->source.impl, indices, n);
 }
+
+void fedl_dataset_seek(const fedl_dataset *ds, uint64_t epoch, size_t position)
+{
+    if (ds->source.seek != NULL)
+        ds->source.seek(ds->source.impl, epoch, position);
+}

@@ -590,6 +590,7 @@ static fedl_status evaluate_batches(fedl_model *model, const fedl_dataset *ds, i
     fedl_status st = FEDL_OK;
     if (confusion != NULL)
         memset(confusion, 0, (size_t)classes * (size_t)classes * sizeof *confusion);
+    fedl_dataset_seek(ds, 0, 0); /* a pass from the start */
     for (size_t start = 0; st == FEDL_OK && start < ds->count; start += (size_t)batch) {
         size_t n = ds->count - start < (size_t)batch ? ds->count - start : (size_t)batch;
         size_t next = start + n, next_n;

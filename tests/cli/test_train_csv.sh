@@ -82,6 +82,23 @@ contains "class names in the report" "$work/out" "class  3 (class-3)"
 check "IDX model on CSV" 1 "$fedl" eval --model-file "$work/idx.fedl" --data "$work/t10k.csv"
 contains "IDX model refusal says why" "$work/err" "was not trained from CSV"
 
+# gzip files and streams: an index needs a plain file; a shuffle buffer
+# streams them each epoch, deterministically from the seed
+gzip -c "$work/t10k.csv" >"$work/t10k.csv.gz"
+cp "$work/train.csv" "$work/s.csv"
+gzip -f "$work/s.csv"
+check "gzip without a shuffle buffer" 1 "$fedl" train "$@" --data "$work/s.csv.gz" \
+    --test "$work/t10k.csv" --shape 1x12x12 --scale 255
+contains "gzip refusal says what to do" "$work/err" "gzip cannot be read at a row's offset: .*--shuffle-buffer"
+check "stream a gzip file" 0 "$fedl" train "$@" --data "$work/s.csv.gz" --test "$work/t10k.csv.gz" \
+    --shape 1x12x12 --scale 255 --shuffle-buffer 64 --out "$work/stream1.fedl"
+check "stream it again" 0 "$fedl" train "$@" --data "$work/s.csv.gz" --test "$work/t10k.csv.gz" \
+    --shape 1x12x12 --scale 255 --shuffle-buffer 64 --out "$work/stream2.fedl"
+same "a stream trains the same twice" "$work/stream1.fedl" "$work/stream2.fedl"
+acc_stream=$(sed -n 's/.*test-acc \([0-9.]*\).*/\1/p' "$work/out" | tail -1)
+awk -v a="$acc_stream" 'BEGIN { exit !(a >= 0.9) }' && pass ||
+    fail "streamed training reached test accuracy $acc_stream, expected >= 0.9"
+
 # a malformed row: file, line and column
 sed '7s/,12,/,1x2,/' "$work/train.csv" >"$work/bad.csv"
 if ! grep -q ',1x2,' "$work/bad.csv"; then

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "fedl/fedl.h"
 #include "support/test_support.h"
@@ -540,6 +541,175 @@ static void test_a_csv_run_resumes_at_the_same_row(void **state)
     test_free(text);
 }
 
+/* Rows i = 0..n-1 with the feature i and label i % 3, gzipped to path. */
+static void write_gz_rows(const char *path, int n)
+{
+    gzFile gz = gzopen(path, "wb");
+    assert_non_null(gz);
+    gzprintf(gz, "label,id\n");
+    for (int i = 0; i < n; i++)
+        gzprintf(gz, "%d,%d\n", i % 3, i);
+    assert_int_equal(gzclose(gz), Z_OK);
+}
+
+/* One epoch of a stream: the ids in the order emitted. */
+static void stream_epoch(const fedl_dataset *ds, uint64_t epoch, int *ids)
+{
+    fedl_error err = {0};
+    uint32_t idx[40];
+    float x[40];
+    int32_t y[40];
+    for (size_t i = 0; i < ds->count; i++)
+        idx[i] = (uint32_t)i; /* a stream reads in its own order, whatever is asked */
+    fedl_dataset_seek(ds, epoch, 0);
+    if (fedl_dataset_read(ds, idx, ds->count, x, y, &err) != FEDL_OK)
+        fail_msg("stream: %s", err.message);
+    for (size_t i = 0; i < ds->count; i++) {
+        ids[i] = (int)x[i];
+        assert_int_equal(y[i], ids[i] % 3);
+    }
+}
+
+/* A gzip CSV as a stream through a shuffle buffer: each epoch emits every
+ * row once, in an order that is a function of (seed, epoch); a seek
+ * reproduces the rest of an epoch; a buffer of 1 keeps the file's order;
+ * memory is the buffer, not the rows. */
+static void test_a_stream_shuffles_in_bounded_memory(void **state)
+{
+    const char *dir = test_make_temp_dir("csvstream");
+    char path[512];
+    fedl_dataset a, b, plain;
+    fedl_error err = {0};
+    int e0[40], e1[40], again[40], seen[40];
+    (void)state;
+    snprintf(path, sizeof path, "%s/rows.csv.gz", dir);
+    write_gz_rows(path, 40);
+    assert_int_equal(fedl_csv_stream_open(path, NULL, NULL, NULL, 8, 7, NULL, &a, &err), FEDL_OK);
+    assert_int_equal(a.count, 40);
+    assert_true(fedl_dataset_held_bytes(&a) < (96u << 10)); /* no index: the buffer and a reader */
+    stream_epoch(&a, 0, e0);
+    stream_epoch(&a, 1, e1);
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < 40; i++)
+        seen[e0[i]]++;
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(seen[i], 1);
+    assert_memory_not_equal(e0, e1, sizeof e0);
+    /* the same seed: the same order; epoch 0 again after epoch 1 */
+    assert_int_equal(fedl_csv_stream_open(path, NULL, NULL, NULL, 8, 7, NULL, &b, &err), FEDL_OK);
+    stream_epoch(&b, 1, again);
+    assert_memory_equal(e1, again, sizeof e1);
+    stream_epoch(&b, 0, again);
+    assert_memory_equal(e0, again, sizeof e0);
+    /* a seek to the middle of epoch 1 continues with the same samples */
+    {
+        uint32_t idx[30] = {0};
+        float x[30];
+        fedl_dataset_seek(&b, 1, 10);
+        assert_int_equal(fedl_dataset_read(&b, idx, 30, x, NULL, &err), FEDL_OK);
+        for (int i = 0; i < 30; i++)
+            assert_int_equal((int)x[i], e1[10 + i]);
+    }
+    fedl_dataset_free(&b);
+    fedl_dataset_free(&a);
+    /* a buffer of one row: the file's order */
+    assert_int_equal(fedl_csv_stream_open(path, NULL, NULL, NULL, 1, 7, NULL, &plain, &err),
+                     FEDL_OK);
+    stream_epoch(&plain, 3, again);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(again[i], i);
+    fedl_dataset_free(&plain);
+    /* no buffer is refused; gzip cannot seek, so it cannot be indexed */
+    assert_int_equal(fedl_csv_stream_open(path, NULL, NULL, NULL, 0, 7, NULL, &plain, &err),
+                     FEDL_ERR_INVALID_ARG);
+    assert_int_equal(fedl_csv_dataset_open(path, NULL, NULL, NULL, NULL, &plain, &err),
+                     FEDL_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "gzip"));
+}
+
+/* Training from a stream is deterministic and resumes mid-epoch: a run
+ * checkpointed at step 7 and resumed over the reopened stream ends with
+ * the weights of a run never interrupted. */
+static void test_a_stream_run_resumes_at_the_same_sample(void **state)
+{
+    const char *dir = test_make_temp_dir("csvstream2");
+    char path[512];
+    fedl_dataset mem, ds[2];
+    fedl_train_config c = fedl_train_config_defaults();
+    fedl_model *m[2];
+    fedl_trainer *t[2];
+    fedl_error err = {0};
+    fedl_train_state st;
+    fedl_container_writer *w;
+    fedl_checkpoint *ckpt;
+    uint8_t *bytes;
+    size_t length;
+    char *text;
+    int done;
+    gzFile gz;
+    (void)state;
+    assert_int_equal(test_make_quadrant_dataset(&mem, 60, 8), 0);
+    text = csv_of(&mem, "label");
+    snprintf(path, sizeof path, "%s/q.csv.gz", dir);
+    gz = gzopen(path, "wb");
+    assert_non_null(gz);
+    assert_int_equal(gzwrite(gz, text, (unsigned)strlen(text)), (int)strlen(text));
+    assert_int_equal(gzclose(gz), Z_OK);
+    c.batch = 8;
+    c.optim.momentum = 0.9f;
+    c.lr.base_lr = 0.05f;
+    for (int k = 0; k < 2; k++) {
+        fedl_csv_schema schema = fedl_csv_schema_defaults();
+        schema.scaling = FEDL_CSV_SCALE_DIVIDE;
+        schema.divisor = 255.0f;
+        assert_int_equal(
+            fedl_csv_stream_open(path, NULL, &schema, NULL, 16, c.seed, NULL, &ds[k], &err),
+            FEDL_OK);
+        assert_int_equal(fedl_model_create("flatten dense(4)", ds[k].shape, 3, NULL, &m[k], &err),
+                         FEDL_OK);
+        assert_int_equal(fedl_trainer_create(m[k], &ds[k], &c, NULL, &t[k], &err), FEDL_OK);
+    }
+    for (int step = 0; step < 20; step++) {
+        assert_int_equal(fedl_trainer_step(t[0], &done, &err), FEDL_OK);
+        if (step < 11) /* 8 steps an epoch: the other stops in epoch 2 */
+            assert_int_equal(fedl_trainer_step(t[1], &done, &err), FEDL_OK);
+    }
+    fedl_trainer_state(t[1], NULL, 0, &st);
+    assert_int_equal(fedl_checkpoint_writer(m[1], &st, NULL, &w, &err), FEDL_OK);
+    assert_int_equal(fedl_container_to_buffer(w, NULL, &bytes, &length, &err), FEDL_OK);
+    fedl_container_writer_destroy(w);
+    assert_int_equal(fedl_checkpoint_decode(bytes, length, "mid", NULL, &ckpt, &err), FEDL_OK);
+    fedl_mem_free(NULL, bytes, length);
+    fedl_trainer_destroy(t[1]);
+    fedl_model_destroy(m[1]);
+    fedl_dataset_free(&ds[1]);
+    {
+        fedl_csv_schema schema = fedl_csv_schema_defaults();
+        schema.scaling = FEDL_CSV_SCALE_DIVIDE;
+        schema.divisor = 255.0f;
+        assert_int_equal(
+            fedl_csv_stream_open(path, NULL, &schema, NULL, 16, c.seed, NULL, &ds[1], &err),
+            FEDL_OK);
+    }
+    assert_int_equal(fedl_model_create("flatten dense(4)", ds[1].shape, 3, NULL, &m[1], &err),
+                     FEDL_OK);
+    assert_int_equal(fedl_trainer_create(m[1], &ds[1], &c, NULL, &t[1], &err), FEDL_OK);
+    if (fedl_trainer_restore(t[1], ckpt, &err) != FEDL_OK)
+        fail_msg("restore: %s", err.message);
+    for (int step = 11; step < 20; step++)
+        assert_int_equal(fedl_trainer_step(t[1], &done, &err), FEDL_OK);
+    assert_memory_equal(fedl_model_params(m[0]), fedl_model_params(m[1]),
+                        fedl_model_param_count(m[0]) * sizeof(float));
+    fedl_checkpoint_free(ckpt);
+    for (int k = 0; k < 2; k++) {
+        fedl_trainer_destroy(t[k]);
+        fedl_model_destroy(m[k]);
+        fedl_dataset_free(&ds[k]);
+    }
+    fedl_dataset_free(&mem);
+    test_free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -555,6 +725,8 @@ int main(void)
         cmocka_unit_test(test_a_stored_fit_reads_later_files_alike),
         cmocka_unit_test(test_a_directory_of_files_is_one_data_set),
         cmocka_unit_test(test_a_csv_run_resumes_at_the_same_row),
+        cmocka_unit_test(test_a_stream_shuffles_in_bounded_memory),
+        cmocka_unit_test(test_a_stream_run_resumes_at_the_same_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
