@@ -118,6 +118,12 @@ int cmd_eval(int argc, char **argv)
         goto done;
     }
     printf("model %s: %s\n", model_file, fedl_model_spec(model));
+    if (ds.targets > 0) { /* regression */
+        printf("%s: %zu samples, RMSE %.4f, MAE %.4f, MSE %.4f\n", data, result.samples,
+               result.rmse, result.mae,
+               result.loss_sum / (double)(result.samples ? result.samples : 1));
+        goto done;
+    }
     printf("%s split: %zu samples, accuracy %.4f (%zu correct), loss %.4f\n\n", split_name,
            result.samples, result.accuracy, result.correct,
            result.loss_sum / (double)(result.samples ? result.samples : 1));

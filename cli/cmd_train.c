@@ -36,7 +36,7 @@ typedef struct train_options {
     int ckpt_steps, ckpt_seconds, keep, no_resume, verify_data;
     /* CSV data */
     const char *test, *label, *features, *shape, *scale, *missing, *delimiter;
-    int no_header, no_index_cache, shuffle_buffer;
+    int no_header, no_index_cache, shuffle_buffer, regression;
 } train_options;
 
 static const char train_usage[] =
@@ -418,6 +418,7 @@ static int csv_settings(const train_options *o, fedl_csv_options *opts, fedl_csv
             return usage_error("--delimiter: one character or 'tab'", o->delimiter);
     }
     schema->label = o->label;
+    schema->regression = o->regression;
     schema->features = o->features;
     if (o->shape != NULL && cli_parse_shape(o->shape, &schema->shape) != 0)
         return usage_error("--shape: CxHxW such as 1x28x28", o->shape);
@@ -601,6 +602,7 @@ static int build_config(const train_options *o, size_t train_count, fedl_train_c
     config->seed = o->seed;
     config->optim = fedl_optim_defaults(kind);
     config->optim.momentum = o->momentum;
+    config->loss = o->regression ? FEDL_LOSS_MSE : FEDL_LOSS_CROSS_ENTROPY;
     config->optim.nesterov = o->nesterov;
     if (o->weight_decay >= 0.0f)
         config->optim.weight_decay = o->weight_decay;
@@ -644,6 +646,8 @@ int cmd_train(int argc, char **argv)
          "CSV: empty values: error, skip, mean or a fill value [error]", 0, 0},
         {"delimiter", CLI_STRING, &o.delimiter, "C", "CSV: field delimiter (, ; | tab) [,]", 0, 0},
         {"no-header", CLI_FLAG, &o.no_header, NULL, "CSV: the first row is data", 0, 0},
+        {"regression", CLI_FLAG, &o.regression, NULL,
+         "CSV: the label column is a numeric target; the loss is the mean squared error", 0, 0},
         {"shuffle-buffer", CLI_INT, &o.shuffle_buffer, "N",
          "CSV: stream the files (plain or gzip) through a shuffle buffer of N rows, no index", 1,
          1 << 24},
@@ -813,14 +817,21 @@ int cmd_train(int argc, char **argv)
             rc = fail("evaluation", &err);
             goto done;
         }
-        last_accuracy = result.accuracy;
-        snprintf(ckpt.accuracy, sizeof ckpt.accuracy, "%.6f", result.accuracy);
-        printf("epoch %d/%d  loss %.4f  train-acc %.4f  test-loss %.4f  test-acc %.4f  "
-               "%.0f samples/s  %.2f s\n",
-               epoch + 1, o.epochs, s.loss_sum / (double)s.epoch_seen,
-               (double)s.correct / (double)s.epoch_seen,
-               result.loss_sum / (double)(result.samples ? result.samples : 1), result.accuracy,
-               (double)(s.epoch_seen - seen_before) / seconds, seconds);
+        last_accuracy = o.regression ? result.rmse : result.accuracy;
+        snprintf(ckpt.accuracy, sizeof ckpt.accuracy, "%.6f", last_accuracy);
+        if (o.regression)
+            printf("epoch %d/%d  loss %.4f  test-mse %.4f  test-rmse %.4f  test-mae %.4f  "
+                   "%.0f samples/s  %.2f s\n",
+                   epoch + 1, o.epochs, s.loss_sum / (double)s.epoch_seen,
+                   result.loss_sum / (double)(result.samples ? result.samples : 1), result.rmse,
+                   result.mae, (double)(s.epoch_seen - seen_before) / seconds, seconds);
+        else
+            printf("epoch %d/%d  loss %.4f  train-acc %.4f  test-loss %.4f  test-acc %.4f  "
+                   "%.0f samples/s  %.2f s\n",
+                   epoch + 1, o.epochs, s.loss_sum / (double)s.epoch_seen,
+                   (double)s.correct / (double)s.epoch_seen,
+                   result.loss_sum / (double)(result.samples ? result.samples : 1), result.accuracy,
+                   (double)(s.epoch_seen - seen_before) / seconds, seconds);
         fflush(stdout);
     }
     if (last_accuracy < 0.0) { /* resumed after the last epoch: nothing left to train */
@@ -829,19 +840,20 @@ int cmd_train(int argc, char **argv)
             rc = fail("evaluation", &err);
             goto done;
         }
-        last_accuracy = result.accuracy;
-        printf("training already complete (%d epochs); test-acc %.4f\n", o.epochs, result.accuracy);
+        last_accuracy = o.regression ? result.rmse : result.accuracy;
+        printf("training already complete (%d epochs); %s %.4f\n", o.epochs,
+               o.regression ? "test-rmse" : "test-acc", last_accuracy);
     }
     {
         fedl_train_stats s = fedl_trainer_stats(trainer);
         uint64_t this_run = s.samples_seen - resumed_samples;
         printf("summary: %d epochs, %s steps, %s samples in %.2f s (%.0f samples/s)%s; test "
-               "accuracy %.4f; peak RSS %.1f MiB\n",
+               "%s %.4f; peak RSS %.1f MiB\n",
                o.epochs, cli_group_digits(s.global_step, digits, sizeof digits),
                cli_group_digits(this_run, digits2, sizeof digits2), train_seconds,
                train_seconds > 0 ? (double)this_run / train_seconds : 0.0,
-               resumed_samples > 0 ? " after resuming" : "", last_accuracy,
-               (double)cli_peak_rss_bytes() / (1024.0 * 1024.0));
+               resumed_samples > 0 ? " after resuming" : "", o.regression ? "RMSE" : "accuracy",
+               last_accuracy, (double)cli_peak_rss_bytes() / (1024.0 * 1024.0));
     }
     if (o.profile)
         print_profile(model);

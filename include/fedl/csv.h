@@ -244,6 +244,8 @@ typedef struct fedl_csv_schema {
     float fill_value;         /* FEDL_CSV_MISSING_FILL */
     fedl_csv_scaling scaling; /* statistics come from the training file */
     float divisor;            /* FEDL_CSV_SCALE_DIVIDE, > 0 */
+    int regression;           /* 1: the label column is a numeric target (the data set's
+                                 targets = 1, classes = 0), read as written */
 } fedl_csv_schema;
 
 fedl_csv_schema fedl_csv_schema_defaults(void);

@@ -57,11 +57,12 @@ void fedl_idx_free(fedl_idx *idx, fedl_allocator *alloc);
 
 /* Samples read on demand instead of held in memory (a CSV file through its
  * row index, ...). read writes samples indices[0..n) as floats x (n, C, H,
- * W) and labels (n), either of which may be NULL; it may fail (a file that
+ * W) and their class labels (n), or for a regression data set their
+ * targets (n, targets); any output may be NULL; it may fail (a file that
  * changed, an I/O error) with a message naming the file and line. */
 typedef struct fedl_sample_source {
     fedl_status (*read)(void *impl, const uint32_t *indices, size_t n, float *x, int32_t *labels,
-                        fedl_error *err);
+                        float *targets, fedl_error *err);
     /* optional: samples indices[0..n) will be read next; a source may start
      * reading them in the background (indices are copied) */
     void (*prefetch)(void *impl, const uint32_t *indices, size_t n);
@@ -81,7 +82,9 @@ typedef struct fedl_dataset {
     size_t sample_bytes; /* C * H * W */
     uint8_t *pixels;     /* (count, C, H, W), owned */
     uint8_t *labels;     /* (count), owned */
-    int classes;         /* 1 + the largest label */
+    int classes;         /* 1 + the largest label (0 for regression) */
+    int targets;         /* > 0: a regression data set, that many float targets a sample
+                            (from its source); 0: class labels */
     float scale;         /* a pixel p becomes p * scale + shift */
     float shift;
     size_t capacity;           /* samples the pixel buffer holds (0 means count) */
@@ -119,6 +122,9 @@ void fedl_dataset_gather(const fedl_dataset *ds, const uint32_t *indices, size_t
  * count is FEDL_ERR_INVALID_ARG. */
 fedl_status fedl_dataset_read(const fedl_dataset *ds, const uint32_t *indices, size_t n, float *x,
                               int32_t *labels, fedl_error *err);
+/* The same for a regression data set: targets (n, ds->targets). */
+fedl_status fedl_dataset_read_targets(const fedl_dataset *ds, const uint32_t *indices, size_t n,
+                                      float *x, float *targets, fedl_error *err);
 /* Tell the source that reading restarts at (epoch, position) of the
  * batcher's order (fedl_batcher_init and fedl_batcher_seek call it; a full
  * pass from the start, as evaluation makes, is (0, 0)). */
@@ -168,10 +174,12 @@ void fedl_batcher_seek(fedl_batcher *b, uint64_t epoch, size_t position);
  * so that the epoch boundary is a visible point in the training loop (end of
  * epoch evaluation, checkpoint, learning-rate schedule). */
 size_t fedl_batcher_next(fedl_batcher *b, size_t max, float *x, int32_t *labels);
-/* The same through fedl_dataset_read, for any data set: *got samples (0 at
- * the end of the epoch). On failure the position stays where it was. */
-fedl_status fedl_batcher_read(fedl_batcher *b, size_t max, float *x, int32_t *labels, size_t *got,
-                              fedl_error *err);
+/* The same for any data set, in memory or from a source: *got samples (0
+ * at the end of the epoch); labels for a classification data set, targets
+ * (max, ds->targets) for a regression one. On failure the position stays
+ * where it was. */
+fedl_status fedl_batcher_read(fedl_batcher *b, size_t max, float *x, int32_t *labels,
+                              float *targets, size_t *got, fedl_error *err);
 /* The permutation of epoch for n items from seed (Fisher-Yates over Philox
  * stream (seed, 0x5348554646ULL + epoch)); identical on every platform.
  * n must be at most UINT32_MAX (larger n leaves order untouched). */

@@ -27,6 +27,11 @@
 extern "C" {
 #endif
 
+/* What training minimises: softmax cross-entropy over class labels, or the
+ * mean squared error of regression targets (a data set with targets > 0;
+ * the model's outputs are the predictions, one per target). */
+typedef enum fedl_loss_kind { FEDL_LOSS_CROSS_ENTROPY, FEDL_LOSS_MSE } fedl_loss_kind;
+
 typedef struct fedl_train_config {
     int batch;               /* samples per optimiser step (default 32) */
     int micro_batch;         /* samples per forward/backward, gradients accumulated over a
@@ -36,6 +41,7 @@ typedef struct fedl_train_config {
     int shuffle;             /* default 1 */
     fedl_optim_config optim; /* default SGD, no momentum */
     fedl_lr_schedule lr;     /* in optimiser steps; default constant 0.01 */
+    fedl_loss_kind loss;     /* default cross-entropy; MSE for regression data */
 } fedl_train_config;
 
 /* Defaults listed above. */
@@ -165,8 +171,11 @@ fedl_status fedl_trainer_restore(fedl_trainer *t, const fedl_checkpoint *ckpt, f
 typedef struct fedl_eval_result {
     size_t samples;
     size_t correct;
-    double loss_sum; /* softmax cross-entropy, summed */
-    double accuracy; /* correct / samples */
+    double loss_sum;      /* softmax cross-entropy, or for regression the squared error (mean
+                             over the targets), summed over samples */
+    double accuracy;      /* correct / samples (classification) */
+    double abs_error_sum; /* regression: absolute error (mean over the targets), summed */
+    double rmse, mae;     /* regression: root mean squared and mean absolute error */
 } fedl_eval_result;
 
 fedl_status fedl_evaluate(fedl_model *model, const fedl_dataset *ds, int batch,

@@ -111,6 +111,7 @@ static fedl_status index_key(const char *path, const fedl_csv_options *o, const 
     hash_u64(&ctx, "fill", float_bits(s->fill_value));
     hash_u64(&ctx, "scaling", (uint64_t)s->scaling);
     hash_u64(&ctx, "divisor", float_bits(s->divisor));
+    hash_u64(&ctx, "regression", (uint64_t)s->regression);
     if (fit != NULL) {
         uint8_t *bytes;
         size_t length;

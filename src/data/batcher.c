@@ -143,8 +143,8 @@ size_t fedl_batcher_next(fedl_batcher *b, size_t max, float *x, int32_t *labels)
     return n;
 }
 
-fedl_status fedl_batcher_read(fedl_batcher *b, size_t max, float *x, int32_t *labels, size_t *got,
-                              fedl_error *err)
+fedl_status fedl_batcher_read(fedl_batcher *b, size_t max, float *x, int32_t *labels,
+                              float *targets, size_t *got, fedl_error *err)
 {
     size_t n;
     fedl_status status;
@@ -154,7 +154,9 @@ fedl_status fedl_batcher_read(fedl_batcher *b, size_t max, float *x, int32_t *la
     n = b->count - b->position;
     if (n > max)
         n = max;
-    status = fedl_dataset_read(b->ds, b->order + b->position, n, x, labels, err);
+    status = targets != NULL
+                 ? fedl_dataset_read_targets(b->ds, b->order + b->position, n, x, targets, err)
+                 : fedl_dataset_read(b->ds, b->order + b->position, n, x, labels, err);
     if (status != FEDL_OK)
         return status;
     b->position += n;

@@ -31,6 +31,7 @@ struct fedl_csv_fit {
     size_t features;
     float *scale, *shift, *fill; /* (features): x = value * scale + shift; fill for missing */
     int numeric_labels;          /* class id = the integer label */
+    int regression;              /* the label column is a numeric target; classes 0 */
     int classes;
     char *names;        /* label texts, each NUL-terminated (string labels) */
     size_t names_bytes; /* used */
@@ -58,6 +59,7 @@ typedef struct prefetcher {
     size_t n, cap;
     float *x;        /* (cap, features) */
     int32_t *labels; /* (cap) */
+    float *targets;  /* (cap) */
     fedl_status status;
     fedl_error err;
 } prefetcher;
@@ -86,7 +88,7 @@ typedef struct csv_dataset {
         uint64_t seed;
         fedl_csv_options opts;   /* the options the files are read with */
         float *x;                /* (cap, features), scaled */
-        int32_t *labels;         /* (cap) */
+        float *y;                /* (cap) class ids or targets */
         size_t fill;             /* rows in the buffer */
         size_t file;             /* the file being read */
         fedl_csv_reader *r;      /* on that file */
@@ -149,6 +151,7 @@ static fedl_status fit_copy(fedl_allocator *alloc, const fedl_csv_fit *from, fed
     memcpy(to->shift, from->shift, from->features * sizeof *to->shift);
     memcpy(to->fill, from->fill, from->features * sizeof *to->fill);
     to->numeric_labels = from->numeric_labels;
+    to->regression = from->regression;
     to->classes = from->classes;
     if (from->names_bytes > 0) {
         to->names = fedl_mem_alloc(alloc, from->names_bytes);
@@ -242,6 +245,8 @@ static int small_integer(const char *text, size_t len, int *value)
 /* Once every label is known: integers keep their value as class id. */
 static void decide_label_map(fedl_csv_fit *f)
 {
+    if (f->regression)
+        return;
     int largest = -1, value;
     for (int i = 0; i < f->classes; i++) {
         const char *name = f->names + f->name_at[i];
@@ -288,6 +293,21 @@ static fedl_status class_of(const fedl_csv_reader *r, size_t col, const fedl_csv
                                     "a label the training data does not have", err);
     *out = (int32_t)at;
     return FEDL_OK;
+}
+
+/* The label of field col as a float: the class id, or the target of a
+ * regression data set. */
+static fedl_status y_of(const fedl_csv_reader *r, size_t col, const fedl_csv_fit *f, float *out,
+                        fedl_error *err)
+{
+    int32_t id;
+    fedl_status st;
+    if (f->regression)
+        return fedl_csv_field_float(r, col, out, NULL, err);
+    st = class_of(r, col, f, &id, err);
+    if (st == FEDL_OK)
+        *out = (float)id;
+    return st;
 }
 
 /* ------------------------------------------------------------- columns */
@@ -495,6 +515,10 @@ static fedl_status pass_label(csv_dataset *d, const fedl_csv_reader *r, int trai
             return FEDL_OK;
         }
         return fedl_csv_field_error(r, d->label_column, FEDL_ERR_FORMAT, "a label", err);
+    }
+    if (d->fit.regression) {
+        float target;
+        return fedl_csv_field_float(r, d->label_column, &target, NULL, err);
     }
     if (!training)
         return class_of(r, d->label_column, &d->fit, &id, err);
@@ -753,7 +777,7 @@ static fedl_status opening_pass(csv_dataset *d, const fedl_csv_options *opts,
 
 /* Parse rows indices[0..n) into x (n, features) and labels (n). */
 static fedl_status parse_samples(csv_dataset *d, const uint32_t *indices, size_t n, float *x,
-                                 int32_t *labels, fedl_error *err)
+                                 int32_t *labels, float *targets, fedl_error *err)
 {
     const fedl_csv_fit *f = &d->fit;
     for (size_t i = 0; i < n; i++) {
@@ -773,8 +797,14 @@ static fedl_status parse_samples(csv_dataset *d, const uint32_t *indices, size_t
             st = fedl_error_set(err, FEDL_ERR_STATE,
                                 "%s: the row at line %lu is gone: did the file change?",
                                 d->paths[ref->file], (unsigned long)ref->line);
-        if (st == FEDL_OK && labels != NULL)
-            st = class_of(r, d->label_column, f, &labels[i], err);
+        if (st == FEDL_OK && (labels != NULL || targets != NULL)) {
+            float y = 0.0f;
+            st = y_of(r, d->label_column, f, &y, err);
+            if (labels != NULL)
+                labels[i] = (int32_t)y;
+            if (targets != NULL)
+                targets[i] = y;
+        }
         if (st != FEDL_OK)
             return st;
         if (x == NULL)
@@ -804,7 +834,7 @@ static void *prefetch_worker(void *arg)
             break;
         pthread_mutex_unlock(&p->lock);
         /* busy: the caller leaves the reader and the buffers alone */
-        p->status = parse_samples(d, p->want, p->n, p->x, p->labels, &p->err);
+        p->status = parse_samples(d, p->want, p->n, p->x, p->labels, p->targets, &p->err);
         pthread_mutex_lock(&p->lock);
         p->busy = 0;
         p->ready = 1;
@@ -844,6 +874,15 @@ static int prefetch_start(csv_dataset *d)
     return 1;
 }
 
+static void prefetch_free_buffers(csv_dataset *d)
+{
+    prefetcher *p = &d->pre;
+    fedl_mem_free(d->alloc, p->want, p->cap * sizeof *p->want);
+    fedl_mem_free(d->alloc, p->x, p->cap * d->fit.features * sizeof *p->x);
+    fedl_mem_free(d->alloc, p->labels, p->cap * sizeof *p->labels);
+    fedl_mem_free(d->alloc, p->targets, p->cap * sizeof *p->targets);
+}
+
 /* Room for n samples in the worker's buffers (grown only when n grows). */
 static int prefetch_reserve(csv_dataset *d, size_t n)
 {
@@ -852,26 +891,25 @@ static int prefetch_reserve(csv_dataset *d, size_t n)
     uint32_t *want;
     float *x;
     int32_t *labels;
+    float *targets;
     if (n <= p->cap)
         return 1;
     want = fedl_mem_alloc(d->alloc, n * sizeof *want);
     x = fedl_mem_alloc(d->alloc, n * features * sizeof *x);
     labels = fedl_mem_alloc(d->alloc, n * sizeof *labels);
-    if (want == NULL || x == NULL || labels == NULL) {
+    targets = fedl_mem_alloc(d->alloc, n * sizeof *targets);
+    if (want == NULL || x == NULL || labels == NULL || targets == NULL) {
         fedl_mem_free(d->alloc, want, n * sizeof *want);
         fedl_mem_free(d->alloc, x, n * features * sizeof *x);
         fedl_mem_free(d->alloc, labels, n * sizeof *labels);
+        fedl_mem_free(d->alloc, targets, n * sizeof *targets);
         return 0;
     }
-    fedl_csv_close(d->stream.r);
-    fedl_mem_free(d->alloc, d->stream.x, d->stream.cap * d->fit.features * sizeof *d->stream.x);
-    fedl_mem_free(d->alloc, d->stream.labels, d->stream.cap * sizeof *d->stream.labels);
-    fedl_mem_free(d->alloc, p->want, p->cap * sizeof *p->want);
-    fedl_mem_free(d->alloc, p->x, p->cap * features * sizeof *p->x);
-    fedl_mem_free(d->alloc, p->labels, p->cap * sizeof *p->labels);
+    prefetch_free_buffers(d);
     p->want = want;
     p->x = x;
     p->labels = labels;
+    p->targets = targets;
     p->cap = n;
     return 1;
 }
@@ -940,7 +978,7 @@ static fedl_status stream_next_row(csv_dataset *d, size_t slot, int *got, fedl_e
         if (fedl_csv_field(d->stream.r, d->label_column, NULL)[0] == '\0' &&
             d->missing == FEDL_CSV_MISSING_SKIP)
             continue;
-        st = class_of(d->stream.r, d->label_column, f, &d->stream.labels[slot], err);
+        st = y_of(d->stream.r, d->label_column, f, &d->stream.y[slot], err);
         if (st == FEDL_OK)
             st = parse_features(d, d->stream.r, x, &skip, err);
         if (st != FEDL_OK)
@@ -979,7 +1017,8 @@ static fedl_status stream_restart(csv_dataset *d, uint64_t epoch, fedl_error *er
 /* The next sample of the stream: a uniformly chosen row of the buffer,
  * whose slot then takes the next row of the files (x or labels NULL:
  * skipped). */
-static fedl_status stream_emit(csv_dataset *d, float *x, int32_t *label, fedl_error *err)
+static fedl_status stream_emit(csv_dataset *d, float *x, int32_t *label, float *target,
+                               fedl_error *err)
 {
     size_t features = d->fit.features, j;
     int got;
@@ -993,7 +1032,9 @@ static fedl_status stream_emit(csv_dataset *d, float *x, int32_t *label, fedl_er
     if (x != NULL)
         memcpy(x, d->stream.x + j * features, features * sizeof *x);
     if (label != NULL)
-        *label = d->stream.labels[j];
+        *label = (int32_t)d->stream.y[j];
+    if (target != NULL)
+        *target = d->stream.y[j];
     st = stream_next_row(d, j, &got, err);
     if (st != FEDL_OK)
         return st;
@@ -1001,13 +1042,14 @@ static fedl_status stream_emit(csv_dataset *d, float *x, int32_t *label, fedl_er
         d->stream.fill--;
         memcpy(d->stream.x + j * features, d->stream.x + d->stream.fill * features,
                features * sizeof *d->stream.x);
-        d->stream.labels[j] = d->stream.labels[d->stream.fill];
+        d->stream.y[j] = d->stream.y[d->stream.fill];
     }
     d->stream.emitted++;
     return FEDL_OK;
 }
 
-static fedl_status stream_read(csv_dataset *d, size_t n, float *x, int32_t *labels, fedl_error *err)
+static fedl_status stream_read(csv_dataset *d, size_t n, float *x, int32_t *labels, float *targets,
+                               fedl_error *err)
 {
     if (d->stream.status != FEDL_OK) {
         if (err != NULL)
@@ -1020,8 +1062,8 @@ static fedl_status stream_read(csv_dataset *d, size_t n, float *x, int32_t *labe
             return st;
     }
     for (size_t i = 0; i < n; i++) {
-        fedl_status st =
-            stream_emit(d, x ? x + i * d->fit.features : NULL, labels ? labels + i : NULL, err);
+        fedl_status st = stream_emit(d, x ? x + i * d->fit.features : NULL,
+                                     labels ? labels + i : NULL, targets ? targets + i : NULL, err);
         if (st != FEDL_OK)
             return st;
     }
@@ -1039,17 +1081,17 @@ static void stream_seek(void *impl, uint64_t epoch, size_t position)
     if (!d->stream.started || epoch != d->stream.epoch || position < d->stream.emitted)
         st = stream_restart(d, epoch, &d->stream.err);
     while (st == FEDL_OK && d->stream.emitted < position)
-        st = stream_emit(d, NULL, NULL, &d->stream.err);
+        st = stream_emit(d, NULL, NULL, NULL, &d->stream.err);
     d->stream.status = st;
 }
 
 static fedl_status read_samples(void *impl, const uint32_t *indices, size_t n, float *x,
-                                int32_t *labels, fedl_error *err)
+                                int32_t *labels, float *targets, fedl_error *err)
 {
     csv_dataset *d = impl;
     prefetcher *p = &d->pre;
     if (d->stream.cap > 0)
-        return stream_read(d, n, x, labels, err);
+        return stream_read(d, n, x, labels, targets, err);
     prefetch_wait(p);
     if (p->ready && p->n == n && memcmp(p->want, indices, n * sizeof *indices) == 0) {
         p->ready = 0;
@@ -1062,10 +1104,12 @@ static fedl_status read_samples(void *impl, const uint32_t *indices, size_t n, f
             memcpy(x, p->x, n * d->fit.features * sizeof *x);
         if (labels != NULL)
             memcpy(labels, p->labels, n * sizeof *labels);
+        if (targets != NULL)
+            memcpy(targets, p->targets, n * sizeof *targets);
         return FEDL_OK;
     }
     p->ready = 0;
-    return parse_samples(d, indices, n, x, labels, err);
+    return parse_samples(d, indices, n, x, labels, targets, err);
 }
 
 static void destroy(void *impl)
@@ -1087,10 +1131,8 @@ static void destroy(void *impl)
     }
     fedl_csv_close(d->stream.r);
     fedl_mem_free(d->alloc, d->stream.x, d->stream.cap * d->fit.features * sizeof *d->stream.x);
-    fedl_mem_free(d->alloc, d->stream.labels, d->stream.cap * sizeof *d->stream.labels);
-    fedl_mem_free(d->alloc, p->want, p->cap * sizeof *p->want);
-    fedl_mem_free(d->alloc, p->x, p->cap * d->fit.features * sizeof *p->x);
-    fedl_mem_free(d->alloc, p->labels, p->cap * sizeof *p->labels);
+    fedl_mem_free(d->alloc, d->stream.y, d->stream.cap * sizeof *d->stream.y);
+    prefetch_free_buffers(d);
     for (size_t i = 0; i < d->file_count; i++) {
         if (d->readers != NULL)
             fedl_csv_close(d->readers[i]);
@@ -1116,9 +1158,9 @@ static void compute_identity(const csv_dataset *d, const fedl_csv_schema *schema
     fedl_sha256_init(&ctx);
     fedl_sha256_update(&ctx, d->info.file_sha256, sizeof d->info.file_sha256);
     snprintf(text, sizeof text,
-             "label=%zu;missing=%d;fill=%.9g;scaling=%d;divisor=%.9g;stream=%zu;", d->label_column,
-             (int)schema->missing, (double)schema->fill_value, (int)schema->scaling,
-             (double)schema->divisor, d->stream.cap);
+             "label=%zu;missing=%d;fill=%.9g;scaling=%d;divisor=%.9g;stream=%zu;regression=%d;",
+             d->label_column, (int)schema->missing, (double)schema->fill_value,
+             (int)schema->scaling, (double)schema->divisor, d->stream.cap, d->fit.regression);
     fedl_sha256_update(&ctx, text, strlen(text));
     for (size_t j = 0; j < d->info.features; j++) {
         uint64_t c = d->columns[j];
@@ -1228,6 +1270,7 @@ static fedl_status open_files(const char *const *paths, size_t count, const fedl
     st = new_dataset(paths, count, &sch, &alloc, &d, err);
     if (st != FEDL_OK)
         return st;
+    d->fit.regression = fit != NULL ? fit->regression : sch.regression;
     d->stream.cap = stream_rows;
     d->stream.seed = seed;
     d->stream.opts = o;
@@ -1245,8 +1288,8 @@ static fedl_status open_files(const char *const *paths, size_t count, const fedl
         st = settle_shape(&sch, fit, features, paths[0], err);
     if (st == FEDL_OK && stream_rows > 0) {
         d->stream.x = fedl_mem_alloc(alloc, stream_rows * features * sizeof *d->stream.x);
-        d->stream.labels = fedl_mem_alloc(alloc, stream_rows * sizeof *d->stream.labels);
-        if (d->stream.x == NULL || d->stream.labels == NULL)
+        d->stream.y = fedl_mem_alloc(alloc, stream_rows * sizeof *d->stream.y);
+        if (d->stream.x == NULL || d->stream.y == NULL)
             st = fedl_error_set(err, FEDL_ERR_NOMEM,
                                 "CSV stream: cannot allocate a shuffle buffer of %zu rows",
                                 stream_rows);
@@ -1288,6 +1331,7 @@ static void finish_open(csv_dataset *d, const fedl_csv_options *o, const fedl_cs
     out->shape = sch->shape;
     out->sample_bytes = features;
     out->classes = d->fit.classes;
+    out->targets = d->fit.regression ? 1 : 0;
     out->scale = 1.0f;
     out->source.read = read_samples;
     out->source.prefetch = d->stream.cap > 0 ? NULL : prefetch;
@@ -1500,7 +1544,8 @@ static void get_floats(float *v, const uint8_t *p, size_t n)
 fedl_status fedl_csv_fit_encode(const fedl_csv_fit *fit, fedl_allocator *alloc, uint8_t **bytes,
                                 size_t *length, fedl_error *err)
 {
-    size_t f = fit->features, names = fit->numeric_labels ? 0 : fit->names_bytes, size;
+    size_t f = fit->features, size;
+    size_t names = fit->numeric_labels || fit->regression ? 0 : fit->names_bytes;
     uint8_t *p;
     *bytes = NULL;
     *length = 0;
@@ -1509,7 +1554,7 @@ fedl_status fedl_csv_fit_encode(const fedl_csv_fit *fit, fedl_allocator *alloc, 
     if (p == NULL)
         return fedl_error_set(err, FEDL_ERR_NOMEM, "CSV fit: cannot allocate %zu bytes", size);
     memcpy(p, FIT_MAGIC, 8);
-    put32(p + 8, fit->numeric_labels ? 1u : 0u);
+    put32(p + 8, (fit->numeric_labels ? 1u : 0u) | (fit->regression ? 2u : 0u));
     put32(p + 12, (uint32_t)fit->classes);
     put64(p + 16, fit->file_columns);
     put64(p + 24, fit->label_column);
@@ -1586,7 +1631,7 @@ static fedl_status decode_head(fedl_csv_fit *f, const uint8_t *p, size_t length,
     features = get64(p + 32);
     f->shape = (fedl_shape){(int32_t)get32(p + 40), (int32_t)get32(p + 44), (int32_t)get32(p + 48)};
     *names = get64(p + 52);
-    if (flags > 1 || get32(p + 12) > MAX_CLASSES || f->classes < 1)
+    if (flags > 2 || get32(p + 12) > MAX_CLASSES || (flags == 2) != (f->classes == 0))
         return fedl_error_set(err, FEDL_ERR_FORMAT, "%s: CSV fit: flags %u, %u classes", name,
                               flags, get32(p + 12));
     if (features == 0 || features > (1u << 24) || columns > (1u << 24) || label >= columns ||
@@ -1601,13 +1646,14 @@ static fedl_status decode_head(fedl_csv_fit *f, const uint8_t *p, size_t length,
                               "features",
                               name, (unsigned long long)features);
     if (*names > length || length - *names != FIT_HEAD + 20 * features ||
-        (flags == 1) != (*names == 0))
+        (flags == 0) != (*names != 0))
         return fedl_error_set(err, FEDL_ERR_FORMAT,
                               "%s: CSV fit: %zu bytes do not hold %llu features and %llu bytes "
                               "of names",
                               name, length, (unsigned long long)features,
                               (unsigned long long)*names);
     f->numeric_labels = flags == 1;
+    f->regression = flags == 2;
     f->file_columns = (size_t)columns;
     f->label_column = (size_t)label;
     return fit_alloc_features(f->alloc, f, (size_t)features, err);

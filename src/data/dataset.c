@@ -246,8 +246,9 @@ void fedl_dataset_gather(const fedl_dataset *ds, const uint32_t *indices, size_t
     }
 }
 
-fedl_status fedl_dataset_read(const fedl_dataset *ds, const uint32_t *indices, size_t n, float *x,
-                              int32_t *labels, fedl_error *err)
+/* Either output of a read: class labels or regression targets. */
+static fedl_status read_any(const fedl_dataset *ds, const uint32_t *indices, size_t n, float *x,
+                            int32_t *labels, float *targets, fedl_error *err)
 {
     for (size_t i = 0; i < n; i++)
         if (indices[i] >= ds->count)
@@ -255,9 +256,24 @@ fedl_status fedl_dataset_read(const fedl_dataset *ds, const uint32_t *indices, s
                                   "data set: sample %lu of %zu does not exist",
                                   (unsigned long)indices[i], ds->count);
     if (ds->source.read != NULL)
-        return ds->source.read(ds->source.impl, indices, n, x, labels, err);
+        return ds->source.read(ds->source.impl, indices, n, x, labels, targets, err);
+    if (targets != NULL)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "data set: targets asked of a data set in memory (class labels)");
     fedl_dataset_gather(ds, indices, n, x, labels);
     return FEDL_OK;
+}
+
+fedl_status fedl_dataset_read(const fedl_dataset *ds, const uint32_t *indices, size_t n, float *x,
+                              int32_t *labels, fedl_error *err)
+{
+    return read_any(ds, indices, n, x, labels, NULL, err);
+}
+
+fedl_status fedl_dataset_read_targets(const fedl_dataset *ds, const uint32_t *indices, size_t n,
+                                      float *x, float *targets, fedl_error *err)
+{
+    return read_any(ds, indices, n, x, NULL, targets, err);
 }
 
 size_t fedl_dataset_held_bytes(const fedl_dataset *ds)

@@ -52,7 +52,7 @@ static void set_micro(const fedl_model *model, const fedl_dataset *data, const f
     fedl_session_layout_of(model, data, &c->optim, m, &l);
     p->micro_batch = m;
     p->activations = l.workspace;
-    p->batch_buffers = l.x + l.labels + l.indices + l.dlogits;
+    p->batch_buffers = l.x + l.labels + l.indices + l.dlogits + l.targets;
     p->arena = l.total;
     p->total = p->params + p->grads + p->arena + FEDL_ARENA_SLACK;
 }

@@ -15,6 +15,7 @@
  *     labels      (m) int32
  *     indices     (m) uint32, sample numbers for evaluation
  *     dlogits     loss gradient (m, classes) float
+ *     targets     (m, targets) float, regression data only
  *
  * The model's parameters and gradients are not in it: they belong to the
  * model, which exists before the session and outlives it.
@@ -25,11 +26,11 @@
 #include "fedl/train.h"
 
 typedef struct fedl_session_layout {
-    size_t optimizer, order;                       /* bytes of the fixed part's pieces */
-    size_t fixed;                                  /* optimizer + order */
-    size_t workspace, x, labels, indices, dlogits; /* bytes at micro-batch m */
-    size_t micro;                                  /* workspace + x + labels + indices + dlogits */
-    size_t total;                                  /* fixed + micro: the arena's capacity */
+    size_t optimizer, order;                                /* bytes of the fixed part's pieces */
+    size_t fixed;                                           /* optimizer + order */
+    size_t workspace, x, labels, indices, dlogits, targets; /* bytes at micro-batch m */
+    size_t micro; /* workspace + x + labels + indices + dlogits + targets */
+    size_t total; /* fixed + micro: the arena's capacity */
 } fedl_session_layout;
 
 static inline size_t fedl_round64(size_t bytes)
@@ -52,7 +53,8 @@ static inline void fedl_session_layout_of(const fedl_model *model, const fedl_da
     l->labels = fedl_round64(micro * sizeof(int32_t));
     l->indices = fedl_round64(micro * sizeof(uint32_t));
     l->dlogits = fedl_round64(micro * classes * sizeof(float));
-    l->micro = l->workspace + l->x + l->labels + l->indices + l->dlogits;
+    l->targets = fedl_round64(micro * (size_t)data->targets * sizeof(float));
+    l->micro = l->workspace + l->x + l->labels + l->indices + l->dlogits + l->targets;
     l->total = l->fixed + l->micro;
 }
 

@@ -5,6 +5,7 @@
  * evaluation.
  */
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@ struct fedl_trainer {
     int32_t *labels;   /* (micro) */
     uint32_t *indices; /* (micro), for evaluation */
     float *dlogits;    /* (micro, classes) */
+    float *targets;    /* (micro, data->targets), regression only */
     fedl_train_stats stats;
     atomic_ullong requested_budget; /* bytes, NO_REQUEST when none is pending */
     char *config_text;              /* canonical "key=value\n" lines, config_bytes with the NUL */
@@ -64,6 +66,7 @@ static fedl_status carve_micro(fedl_trainer *t, int micro, fedl_error *err)
     t->labels = fedl_arena_push(&t->arena, l.labels, 64);
     t->indices = fedl_arena_push(&t->arena, l.indices, 64);
     t->dlogits = fedl_arena_push(&t->arena, l.dlogits, 64);
+    t->targets = l.targets > 0 ? fedl_arena_push(&t->arena, l.targets, 64) : NULL;
     t->micro = micro;
     if (t->dlogits == NULL) /* the layout and the capacity disagree: a bug */
         return fedl_error_set(err, FEDL_ERR_STATE,
@@ -202,6 +205,8 @@ static void write_config(text_sink *sink, const fedl_model *model, const fedl_da
     sink_printf(sink, "data_shape=%dx%dx%d\n", (int)data->shape.c, (int)data->shape.h,
                 (int)data->shape.w);
     sink_printf(sink, "data_classes=%d\n", data->classes);
+    if (c->loss == FEDL_LOSS_MSE) /* (absent for cross-entropy, as before it existed) */
+        sink_printf(sink, "loss=mse\ndata_targets=%d\n", data->targets);
     sink_printf(sink, "data_scale=%.9g\n", (double)data->scale);
     sink_printf(sink, "data_shift=%.9g\n", (double)data->shift);
     if (data->source.read != NULL) {
@@ -274,6 +279,15 @@ fedl_status fedl_trainer_create(fedl_model *model, const fedl_dataset *train,
                               "(%d,%d,%d)",
                               (int)in.c, (int)in.h, (int)in.w, (int)train->shape.c,
                               (int)train->shape.h, (int)train->shape.w);
+    if ((config->loss == FEDL_LOSS_MSE) != (train->targets > 0))
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "trainer: %s needs %s data",
+                              config->loss == FEDL_LOSS_MSE ? "the squared-error loss"
+                                                            : "the cross-entropy loss",
+                              config->loss == FEDL_LOSS_MSE ? "regression" : "class-labelled");
+    if (train->targets > 0 && (size_t)outs.c * outs.h * outs.w != (size_t)train->targets)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "trainer: model has %d outputs but the data has %d targets",
+                              (int)(outs.c * outs.h * outs.w), train->targets);
     if ((size_t)outs.c * outs.h * outs.w < (size_t)train->classes)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                               "trainer: model has %d outputs but the data has %d classes",
@@ -317,8 +331,10 @@ static fedl_status micro_step(fedl_trainer *t, size_t first, size_t m, size_t n,
 {
     const float *logits;
     double loss = 0.0;
-    size_t got;
-    fedl_status st = fedl_batcher_read(&t->batcher, m, t->x, t->labels, &got, err);
+    size_t got, k = (size_t)t->classes;
+    int regression = t->config.loss == FEDL_LOSS_MSE;
+    fedl_status st = fedl_batcher_read(&t->batcher, m, t->x, regression ? NULL : t->labels,
+                                       regression ? t->targets : NULL, &got, err);
     if (st != FEDL_OK)
         return st;
     if (got != m)
@@ -327,12 +343,19 @@ static fedl_status micro_step(fedl_trainer *t, size_t first, size_t m, size_t n,
     fedl_model_set_step(t->model, t->stats.global_step);
     fedl_model_set_sample_offset(t->model, first);
     st = fedl_model_forward(t->model, t->x, (int)m, 1, &logits, err);
-    if (st == FEDL_OK)
+    if (st == FEDL_OK && regression) {
+        /* the mean over the step's n samples and k targets, as PyTorch's MSELoss */
+        st = fedl_loss_mse(logits, t->targets, m * k, 1.0f / ((float)n * (float)k), &loss,
+                           t->dlogits, err);
+        loss /= (double)k; /* per sample: the mean over its targets */
+    } else if (st == FEDL_OK) {
         st = fedl_loss_softmax_cross_entropy(logits, t->labels, (int)m, t->classes, 1.0f / (float)n,
                                              &loss, t->dlogits, err);
+        if (st == FEDL_OK)
+            t->stats.correct += (uint64_t)fedl_count_correct(logits, t->labels, (int)m, t->classes);
+    }
     if (st != FEDL_OK)
         return st;
-    t->stats.correct += (uint64_t)fedl_count_correct(logits, t->labels, (int)m, t->classes);
     *loss_sum += loss;
     return fedl_model_backward(t->model, t->dlogits, NULL, err);
 }
@@ -577,16 +600,39 @@ static fedl_status check_eval(const fedl_model *model, const fedl_dataset *ds, i
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                               "evaluate: model has %d outputs but the data has %d classes",
                               *classes, ds->classes);
+    if (ds->targets > 0 && ds->targets != *classes)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "evaluate: model has %d outputs but the data has %d targets",
+                              *classes, ds->targets);
     return FEDL_OK;
 }
 
-/* Evaluate ds in batches of `batch` through the given buffers: x (batch,
- * C, H, W), labels and indices (batch). The model's reservation must hold
- * batch samples. */
-static fedl_status evaluate_batches(fedl_model *model, const fedl_dataset *ds, int batch,
-                                    int classes, float *x, int32_t *labels, uint32_t *indices,
-                                    fedl_eval_result *result, uint64_t *confusion, fedl_error *err)
+/* Squared and absolute errors of n regression samples of k targets: the
+ * mean over each sample's targets, summed over the samples. */
+static void add_errors(const float *pred, const float *target, size_t n, size_t k,
+                       fedl_eval_result *result)
 {
+    for (size_t i = 0; i < n; i++) {
+        double sq = 0.0, abs_sum = 0.0;
+        for (size_t j = 0; j < k; j++) {
+            double d = (double)pred[i * k + j] - (double)target[i * k + j];
+            sq += d * d;
+            abs_sum += d < 0 ? -d : d;
+        }
+        result->loss_sum += sq / (double)k;
+        result->abs_error_sum += abs_sum / (double)k;
+    }
+}
+
+/* Evaluate ds in batches of `batch` through the given buffers: x (batch,
+ * C, H, W), labels and indices (batch), and for regression data targets
+ * (batch, classes). The model's reservation must hold batch samples. */
+static fedl_status evaluate_batches(fedl_model *model, const fedl_dataset *ds, int batch,
+                                    int classes, float *x, int32_t *labels, float *targets,
+                                    uint32_t *indices, fedl_eval_result *result,
+                                    uint64_t *confusion, fedl_error *err)
+{
+    int regression = ds->targets > 0;
     fedl_status st = FEDL_OK;
     if (confusion != NULL)
         memset(confusion, 0, (size_t)classes * (size_t)classes * sizeof *confusion);
@@ -598,7 +644,8 @@ static fedl_status evaluate_batches(fedl_model *model, const fedl_dataset *ds, i
         double loss = 0.0;
         for (size_t i = 0; i < n; i++)
             indices[i] = (uint32_t)(start + i);
-        st = fedl_dataset_read(ds, indices, n, x, labels, err);
+        st = regression ? fedl_dataset_read_targets(ds, indices, n, x, targets, err)
+                        : fedl_dataset_read(ds, indices, n, x, labels, err);
         /* while this chunk is evaluated, a source may read the next */
         next_n = ds->count - next < (size_t)batch ? ds->count - next : (size_t)batch;
         for (size_t i = 0; i < next_n; i++)
@@ -606,6 +653,11 @@ static fedl_status evaluate_batches(fedl_model *model, const fedl_dataset *ds, i
         fedl_dataset_prefetch(ds, indices, next_n);
         if (st == FEDL_OK)
             st = fedl_model_forward(model, x, (int)n, 0, &logits, err);
+        if (st == FEDL_OK && regression) {
+            add_errors(logits, targets, n, (size_t)classes, result);
+            result->samples += n;
+            continue;
+        }
         if (st == FEDL_OK)
             st = fedl_loss_softmax_cross_entropy(logits, labels, (int)n, classes, 1.0f, &loss, NULL,
                                                  err);
@@ -623,8 +675,12 @@ static fedl_status evaluate_batches(fedl_model *model, const fedl_dataset *ds, i
         }
         result->samples += n;
     }
-    if (result->samples > 0)
+    if (result->samples > 0 && regression) {
+        result->rmse = sqrt(result->loss_sum / (double)result->samples);
+        result->mae = result->abs_error_sum / (double)result->samples;
+    } else if (result->samples > 0) {
         result->accuracy = (double)result->correct / (double)result->samples;
+    }
     return st;
 }
 
@@ -636,8 +692,12 @@ fedl_status fedl_trainer_evaluate(fedl_trainer *t, const fedl_dataset *ds, fedl_
     memset(result, 0, sizeof *result);
     if (st != FEDL_OK)
         return st;
-    return evaluate_batches(t->model, ds, t->micro, classes, t->x, t->labels, t->indices, result,
-                            confusion, err);
+    if (ds->targets > 0 && ds->targets != t->data->targets)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "evaluate: %d targets, the training data has %d", ds->targets,
+                              t->data->targets);
+    return evaluate_batches(t->model, ds, t->micro, classes, t->x, t->labels, t->targets,
+                            t->indices, result, confusion, err);
 }
 
 fedl_status fedl_evaluate(fedl_model *model, const fedl_dataset *ds, int batch,
@@ -648,7 +708,8 @@ fedl_status fedl_evaluate(fedl_model *model, const fedl_dataset *ds, int batch,
     float *x;
     int32_t *labels;
     uint32_t *indices;
-    size_t buffer_batch;
+    float *targets = NULL;
+    size_t buffer_batch, target_floats;
     fedl_status st = check_eval(model, ds, batch, &classes, err);
     memset(result, 0, sizeof *result);
     if (st != FEDL_OK)
@@ -666,11 +727,15 @@ fedl_status fedl_evaluate(fedl_model *model, const fedl_dataset *ds, int batch,
     x = fedl_mem_alloc_aligned(alloc, buffer_batch * ds->sample_bytes * sizeof(float), 64);
     labels = fedl_mem_alloc(alloc, buffer_batch * sizeof *labels);
     indices = fedl_mem_alloc(alloc, buffer_batch * sizeof *indices);
-    if (x == NULL || labels == NULL || indices == NULL)
+    target_floats = buffer_batch * (size_t)ds->targets;
+    if (target_floats > 0)
+        targets = fedl_mem_alloc(alloc, target_floats * sizeof *targets);
+    if (x == NULL || labels == NULL || indices == NULL || (target_floats > 0 && targets == NULL))
         st = fedl_error_set(err, FEDL_ERR_NOMEM, "evaluate: cannot allocate batch buffers");
     else
-        st =
-            evaluate_batches(model, ds, batch, classes, x, labels, indices, result, confusion, err);
+        st = evaluate_batches(model, ds, batch, classes, x, labels, targets, indices, result,
+                              confusion, err);
+    fedl_mem_free(alloc, targets, target_floats * sizeof *targets);
     fedl_mem_free_aligned(alloc, x);
     fedl_mem_free(alloc, labels, buffer_batch * sizeof *labels);
     fedl_mem_free(alloc, indices, buffer_batch * sizeof *indices);

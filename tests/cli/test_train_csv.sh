@@ -99,6 +99,29 @@ acc_stream=$(sed -n 's/.*test-acc \([0-9.]*\).*/\1/p' "$work/out" | tail -1)
 awk -v a="$acc_stream" 'BEGIN { exit !(a >= 0.9) }' && pass ||
     fail "streamed training reached test accuracy $acc_stream, expected >= 0.9"
 
+# regression: a numeric target, the squared error, RMSE and MAE
+python3 - "$work" <<'PY' || exit 1
+import random, sys
+rng = random.Random(3)
+for name, rows in (("reg.csv", 800), ("reg-test.csv", 200)):
+    with open(sys.argv[1] + "/" + name, "w") as f:
+        f.write("temp,load,power\n")
+        for _ in range(rows):
+            t, l = rng.uniform(-1, 1), rng.uniform(-1, 1)
+            f.write("%.4f,%.4f,%.4f\n" % (t, l, 1.5 * t - 0.5 * l + 0.25 + rng.gauss(0, 0.01)))
+PY
+check "train a regression" 0 "$fedl" train --model "dense(8) tanh dense(1)" --data "$work/reg.csv" \
+    --test "$work/reg-test.csv" --label power --regression --epochs 30 --batch 16 --lr 0.05 \
+    --momentum 0.9 --quiet --out "$work/reg.fedl"
+contains "regression epochs report RMSE" "$work/out" "test-rmse [0-9.]*  test-mae"
+rmse=$(sed -n 's/.*test RMSE \([0-9.]*\);.*/\1/p' "$work/out")
+awk -v r="$rmse" 'BEGIN { exit !(r != "" && r < 0.1) }' && pass ||
+    fail "regression test RMSE '$rmse', expected < 0.1"
+check "eval a regression model" 0 "$fedl" eval --model-file "$work/reg.fedl" --data "$work/reg-test.csv"
+contains "eval reports RMSE" "$work/out" "200 samples, RMSE $rmse"
+check "regression on class ids refused" 1 "$fedl" train "$@" --data "$work/idx" --regression
+contains "regression refusal says why" "$work/err" "squared-error loss needs regression data"
+
 # a malformed row: file, line and column
 sed '7s/,12,/,1x2,/' "$work/train.csv" >"$work/bad.csv"
 if ! grep -q ',1x2,' "$work/bad.csv"; then

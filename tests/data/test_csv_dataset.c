@@ -710,6 +710,79 @@ static void test_a_stream_run_resumes_at_the_same_sample(void **state)
     test_free(text);
 }
 
+/* A regression data set: the label column is a numeric target; a linear
+ * model trained on it with the squared error finds the line, evaluation
+ * reports RMSE and MAE, and the stored fit reads a later file alike. */
+static void test_regression_targets_train_a_line(void **state)
+{
+    char *text = test_malloc(64 * 200);
+    size_t at = 0;
+    fedl_csv_schema schema = fedl_csv_schema_defaults();
+    fedl_train_config c = fedl_train_config_defaults();
+    fedl_dataset train, again;
+    fedl_model *m;
+    fedl_trainer *t;
+    fedl_eval_result r, r2;
+    fedl_error err = {0};
+    fedl_csv_fit *stored = NULL;
+    uint8_t *bytes;
+    size_t length;
+    uint32_t idx[2] = {0, 1};
+    float x[4], y[2];
+    fedl_rng rng;
+    const char *path;
+    (void)state;
+    fedl_rng_init(&rng, 11, 0);
+    at += (size_t)snprintf(text, 64, "a,b,y\n");
+    for (int i = 0; i < 200; i++) {
+        int a = (int)fedl_rng_below(&rng, 200) - 100, b = (int)fedl_rng_below(&rng, 200) - 100;
+        at += (size_t)snprintf(text + at, 64, "%d,%d,%.4f\n", a, b, 0.02 * a - 0.01 * b + 0.5);
+    }
+    path = write_csv("line.csv", text);
+    schema.label = "y";
+    schema.regression = 1;
+    assert_int_equal(fedl_csv_dataset_open(path, NULL, &schema, NULL, NULL, &train, &err), FEDL_OK);
+    assert_int_equal(train.targets, 1);
+    assert_int_equal(train.classes, 0);
+    assert_int_equal(fedl_dataset_read_targets(&train, idx, 2, x, y, &err), FEDL_OK);
+    assert_true(fabsf(y[0] - (0.02f * x[0] - 0.01f * x[1] + 0.5f)) < 1e-4f);
+    /* class labels asked of a regression data set are refused by the trainer */
+    assert_int_equal(fedl_model_create("dense(1)", train.shape, 1, NULL, &m, &err), FEDL_OK);
+    assert_int_equal(fedl_trainer_create(m, &train, &c, NULL, &t, &err), FEDL_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "cross-entropy loss needs class-labelled data"));
+    c.loss = FEDL_LOSS_MSE;
+    c.batch = 20;
+    c.optim.momentum = 0.9f;
+    c.lr.base_lr = 1e-4f;
+    assert_int_equal(fedl_trainer_create(m, &train, &c, NULL, &t, &err), FEDL_OK);
+    for (int step = 0; step < 3000; step++) {
+        int done;
+        assert_int_equal(fedl_trainer_step(t, &done, &err), FEDL_OK);
+    }
+    assert_int_equal(fedl_trainer_evaluate(t, &train, &r, NULL, &err), FEDL_OK);
+    print_message("regression: weights %.4f %.4f bias %.4f; RMSE %.5f MAE %.5f\n",
+                  (double)fedl_model_params(m)[0], (double)fedl_model_params(m)[1],
+                  (double)fedl_model_params(m)[2], r.rmse, r.mae);
+    assert_true(fabsf(fedl_model_params(m)[0] - 0.02f) < 0.002f);
+    assert_true(fabsf(fedl_model_params(m)[1] + 0.01f) < 0.002f);
+    assert_true(r.rmse < 0.1 && r.mae <= r.rmse && r.accuracy == 0.0);
+    /* the stored fit: a regression fit reads the file alike */
+    assert_int_equal(fedl_csv_fit_encode(fedl_csv_dataset_fit(&train), NULL, &bytes, &length, &err),
+                     FEDL_OK);
+    assert_int_equal(fedl_csv_fit_decode(bytes, length, "m", NULL, &stored, &err), FEDL_OK);
+    assert_int_equal(fedl_csv_dataset_open(path, NULL, NULL, stored, NULL, &again, &err), FEDL_OK);
+    assert_int_equal(again.targets, 1);
+    assert_int_equal(fedl_evaluate(m, &again, 64, NULL, &r2, NULL, &err), FEDL_OK);
+    assert_true(fabs(r2.rmse - r.rmse) < 1e-6);
+    fedl_mem_free(NULL, bytes, length);
+    fedl_csv_fit_free(stored);
+    fedl_dataset_free(&again);
+    fedl_trainer_destroy(t);
+    fedl_model_destroy(m);
+    fedl_dataset_free(&train);
+    test_free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -727,6 +800,7 @@ int main(void)
         cmocka_unit_test(test_a_csv_run_resumes_at_the_same_row),
         cmocka_unit_test(test_a_stream_shuffles_in_bounded_memory),
         cmocka_unit_test(test_a_stream_run_resumes_at_the_same_sample),
+        cmocka_unit_test(test_regression_targets_train_a_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
