@@ -49,7 +49,8 @@ static const char train_usage[] =
     "A CSV file is read on demand through a row index, in bounded memory; with\n"
     "--shuffle-buffer N it is streamed each epoch through a buffer of N rows instead\n"
     "(gzip too). Its label column (--label, default \"label\" or column 0) holds\n"
-    "class ids or class names.\n"
+    "class ids or class names. --data - reads the training CSV from standard input\n"
+    "(kept in a temporary file in $TMPDIR while training runs).\n"
     "Examples:\n"
     "  fedl train --model lenet5 --data /usr/share/datasets/fashion-mnist --epochs 5 \\\n"
     "      --batch 32 --lr 0.05 --momentum 0.9 --seed 1 --out model.fedl\n"
@@ -387,6 +388,53 @@ static int is_directory(const char *path)
     return S_ISDIR(st.st_mode);
 }
 
+/* --data -: standard input copied to a temporary file in $TMPDIR (disk,
+ * not memory) that the data set then reads like any file, every epoch;
+ * removed when training ends. */
+static int spool_stdin(char *path, size_t size)
+{
+    const char *dir = getenv("TMPDIR");
+    char buf[65536];
+    int fd;
+    snprintf(path, size, "%s/fedl-stdin-XXXXXX", dir != NULL && dir[0] != '\0' ? dir : "/tmp");
+    fd = mkstemp(path);
+    if (fd < 0) {
+        fprintf(stderr, "fedl train: --data -: %s: %s\n", path, strerror(errno));
+        path[0] = '\0';
+        return 1;
+    }
+    for (;;) {
+        ssize_t n = read(STDIN_FILENO, buf, sizeof buf), done = 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n < 0)
+                fprintf(stderr, "fedl train: --data -: reading standard input: %s\n",
+                        strerror(errno));
+            close(fd);
+            if (n == 0)
+                return 0;
+            unlink(path);
+            path[0] = '\0';
+            return 1;
+        }
+        while (done < n) {
+            ssize_t w = write(fd, buf + done, (size_t)(n - done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                fprintf(stderr, "fedl train: --data -: writing %s: %s\n", path,
+                        w < 0 ? strerror(errno) : "no space");
+                close(fd);
+                unlink(path);
+                path[0] = '\0';
+                return 1;
+            }
+            done += w;
+        }
+    }
+}
+
 /* An MNIST-layout directory (else a directory of CSV files). */
 static int is_idx_directory(const char *dir)
 {
@@ -695,6 +743,7 @@ int cmd_train(int argc, char **argv)
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0}};
     fedl_dataset train = {0}, test = {0};
     fedl_budget budget = {0};
+    char spooled[4096] = "";
     fedl_model *model = NULL;
     fedl_trainer *trainer = NULL;
     fedl_train_config config;
@@ -725,6 +774,12 @@ int cmd_train(int argc, char **argv)
     if (o.ckpt_dir != NULL)
         install_signal_handlers();
 
+    if (strcmp(o.data, "-") == 0) {
+        if (spool_stdin(spooled, sizeof spooled) != 0)
+            return 1;
+        o.data = spooled;
+        o.no_index_cache = 1;
+    }
     rc = load_data(&o, &train, &test);
     if (rc != 0)
         return rc;
@@ -865,6 +920,8 @@ int cmd_train(int argc, char **argv)
         printf("wrote %s\n", o.out);
     }
 done:
+    if (spooled[0] != '\0')
+        unlink(spooled);
     fedl_ckpt_dir_close(ckpt.dir);
     fedl_trainer_destroy(trainer);
     fedl_model_destroy(model);

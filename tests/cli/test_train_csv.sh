@@ -99,6 +99,15 @@ acc_stream=$(sed -n 's/.*test-acc \([0-9.]*\).*/\1/p' "$work/out" | tail -1)
 awk -v a="$acc_stream" 'BEGIN { exit !(a >= 0.9) }' && pass ||
     fail "streamed training reached test accuracy $acc_stream, expected >= 0.9"
 
+# a pipe: standard input kept in a temporary file, streamed like the file
+ls "${TMPDIR:-/tmp}" | grep -c '^fedl-stdin-' >"$work/spools.before"
+gzip -dc "$work/s.csv.gz" | "$fedl" train "$@" --data - --test "$work/t10k.csv.gz" --shape 1x12x12 \
+    --scale 255 --shuffle-buffer 64 --out "$work/piped.fedl" >"$work/out" 2>"$work/err"
+[ $? -eq 0 ] && pass || { fail "training from a pipe"; cat "$work/err"; }
+same "a pipe trains like its file" "$work/stream1.fedl" "$work/piped.fedl"
+ls "${TMPDIR:-/tmp}" | grep -c '^fedl-stdin-' >"$work/spools.after"
+same "the spooled input is removed" "$work/spools.before" "$work/spools.after"
+
 # regression: a numeric target, the squared error, RMSE and MAE
 python3 - "$work" <<'PY' || exit 1
 import random, sys
