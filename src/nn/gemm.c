@@ -12,7 +12,7 @@
  * kernel. A BLAS maps a packing workspace on its first call from a thread,
  * and neither library fails that cleanly: OpenBLAS (0.3.21, Debian 12)
  * retries the failed mmap forever in blas_memory_alloc, so the process
- * hangs and burns a CPU; BLIS aborts ("malloc() returned NULL"). Under an
+ * hangs and burns a CPU; BLIS aborts (its allocation "returned NULL"). Under an
  * address-space limit (RLIMIT_AS, or RLIMIT_DATA, which counts private
  * writable mappings) that workspace may not fit even when training itself
  * does. So before the first BLAS call we map and unmap a block of the

@@ -464,6 +464,25 @@ static void test_a_directory_of_files_is_one_data_set(void **state)
     assert_non_null(strstr(err.message, "day3.csv: its columns (2) or their names differ"));
 }
 
+/* The trainer's state through a checkpoint's bytes and back, as a killed
+ * run's successor would read it. */
+static fedl_checkpoint *checkpoint_of(fedl_trainer *t, fedl_model *m)
+{
+    fedl_train_state st;
+    fedl_container_writer *w;
+    fedl_checkpoint *ckpt;
+    fedl_error err = {0};
+    uint8_t *bytes;
+    size_t length;
+    fedl_trainer_state(t, NULL, 0, &st);
+    assert_int_equal(fedl_checkpoint_writer(m, &st, NULL, &w, &err), FEDL_OK);
+    assert_int_equal(fedl_container_to_buffer(w, NULL, &bytes, &length, &err), FEDL_OK);
+    fedl_container_writer_destroy(w);
+    assert_int_equal(fedl_checkpoint_decode(bytes, length, "mid", NULL, &ckpt, &err), FEDL_OK);
+    fedl_mem_free(NULL, bytes, length);
+    return ckpt;
+}
+
 /* A run from CSV checkpointed mid-epoch and resumed in a new trainer (and
  * a newly opened data set) continues at the same row: the weights equal
  * those of a run never interrupted. */
@@ -474,11 +493,7 @@ static void test_a_csv_run_resumes_at_the_same_row(void **state)
     fedl_model *m[2];
     fedl_trainer *t[2];
     fedl_error err = {0};
-    fedl_train_state st;
-    fedl_container_writer *w;
     fedl_checkpoint *ckpt;
-    uint8_t *bytes;
-    size_t length;
     char *text;
     const char *path;
     int done;
@@ -504,12 +519,7 @@ static void test_a_csv_run_resumes_at_the_same_row(void **state)
         if (step < 17) /* the other stops mid-epoch 2 */
             assert_int_equal(fedl_trainer_step(t[1], &done, &err), FEDL_OK);
     }
-    fedl_trainer_state(t[1], NULL, 0, &st);
-    assert_int_equal(fedl_checkpoint_writer(m[1], &st, NULL, &w, &err), FEDL_OK);
-    assert_int_equal(fedl_container_to_buffer(w, NULL, &bytes, &length, &err), FEDL_OK);
-    fedl_container_writer_destroy(w);
-    assert_int_equal(fedl_checkpoint_decode(bytes, length, "mid", NULL, &ckpt, &err), FEDL_OK);
-    fedl_mem_free(NULL, bytes, length);
+    ckpt = checkpoint_of(t[1], m[1]);
     fedl_trainer_destroy(t[1]);
     fedl_model_destroy(m[1]);
     fedl_dataset_free(&csv[1]);
@@ -639,11 +649,7 @@ static void test_a_stream_run_resumes_at_the_same_sample(void **state)
     fedl_model *m[2];
     fedl_trainer *t[2];
     fedl_error err = {0};
-    fedl_train_state st;
-    fedl_container_writer *w;
     fedl_checkpoint *ckpt;
-    uint8_t *bytes;
-    size_t length;
     char *text;
     int done;
     gzFile gz;
@@ -674,12 +680,7 @@ static void test_a_stream_run_resumes_at_the_same_sample(void **state)
         if (step < 11) /* 8 steps an epoch: the other stops in epoch 2 */
             assert_int_equal(fedl_trainer_step(t[1], &done, &err), FEDL_OK);
     }
-    fedl_trainer_state(t[1], NULL, 0, &st);
-    assert_int_equal(fedl_checkpoint_writer(m[1], &st, NULL, &w, &err), FEDL_OK);
-    assert_int_equal(fedl_container_to_buffer(w, NULL, &bytes, &length, &err), FEDL_OK);
-    fedl_container_writer_destroy(w);
-    assert_int_equal(fedl_checkpoint_decode(bytes, length, "mid", NULL, &ckpt, &err), FEDL_OK);
-    fedl_mem_free(NULL, bytes, length);
+    ckpt = checkpoint_of(t[1], m[1]);
     fedl_trainer_destroy(t[1]);
     fedl_model_destroy(m[1]);
     fedl_dataset_free(&ds[1]);
