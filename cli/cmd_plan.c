@@ -73,7 +73,6 @@ static int run_plan(const plan_options *o, const fedl_dataset *data)
     fedl_model *model = NULL;
     fedl_error err = {0};
     fedl_plan plan;
-    char size[32];
     if (fedl_optim_parse_kind(o->optimizer, &kind) != FEDL_OK) {
         fprintf(stderr, "fedl plan: --optimizer: '%s' is not sgd, adam or adamw\n", o->optimizer);
         return 2;
@@ -96,10 +95,7 @@ static int run_plan(const plan_options *o, const fedl_dataset *data)
     }
     printf("model %s: %zu parameters; %s %s optimiser\n", fedl_model_spec(model),
            fedl_model_param_count(model), o->optimizer, o->momentum > 0 ? "momentum" : "");
-    printf("memory budget %s (%s: %s%s)\n",
-           fedl_budget_format_bytes(budget.bytes, size, sizeof size),
-           fedl_budget_source_name(budget.source), budget.explanation,
-           budget.source != FEDL_BUDGET_FIXED ? "; less 8 MiB for the process itself" : "");
+    cli_print_budget(&budget);
     print_layers(model, plan.micro_batch > 0 ? plan.micro_batch : 1);
     print_plan(&plan);
     fedl_model_destroy(model);

@@ -343,10 +343,7 @@ static int plan_memory(fedl_budget budget, fedl_model *model, const fedl_dataset
     fedl_plan plan;
     fedl_error err = {0};
     char size[32];
-    printf("memory budget %s (%s: %s%s)\n",
-           fedl_budget_format_bytes(budget.bytes, size, sizeof size),
-           fedl_budget_source_name(budget.source), budget.explanation,
-           budget.source != FEDL_BUDGET_FIXED ? "; less 8 MiB for the process itself" : "");
+    cli_print_budget(&budget);
     if (fedl_plan_training(model, train, config, (size_t)budget.bytes, &plan, &err) != FEDL_OK) {
         fprintf(stderr, "fedl train: memory plan: %s\n", err.message);
         return 1;

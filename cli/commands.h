@@ -19,6 +19,9 @@ size_t cli_peak_rss_bytes(void);
  * success; else a message on stderr prefixed with command and 2 (a bad
  * size) or 1 (nothing left once the process is paid for). */
 int cli_training_budget(const char *command, const char *memory, fedl_budget *budget);
+/* The line "memory budget SIZE (source: explanation[; less the process
+ * overhead])" for a budget from cli_training_budget. */
+void cli_print_budget(const fedl_budget *budget);
 /* "CxHxW" (e.g. 1x28x28), each part positive; 0 on success, -1 otherwise. */
 int cli_parse_shape(const char *text, fedl_shape *shape);
 /* "12,345" style thousands separators into buf. */

@@ -57,6 +57,16 @@ int cli_training_budget(const char *command, const char *memory, fedl_budget *bu
     return 0;
 }
 
+void cli_print_budget(const fedl_budget *budget)
+{
+    char size[32];
+    printf("memory budget %s (%s: %s", fedl_budget_format_bytes(budget->bytes, size, sizeof size),
+           fedl_budget_source_name(budget->source), budget->explanation);
+    if (budget->source != FEDL_BUDGET_FIXED)
+        printf("; less %u MiB for the process itself", FEDL_PLAN_PROCESS_OVERHEAD >> 20);
+    printf(")\n");
+}
+
 int cli_parse_shape(const char *text, fedl_shape *shape)
 {
     int c, h, w;
