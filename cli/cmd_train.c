@@ -6,6 +6,7 @@
  * valid checkpoint when run again.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +38,9 @@ typedef struct train_options {
     /* CSV data */
     const char *test, *label, *features, *shape, *scale, *missing, *delimiter;
     int no_header, no_index_cache, shuffle_buffer, regression;
+    /* environment monitor */
+    int monitor;
+    const char *policy, *monitor_log;
 } train_options;
 
 static const char train_usage[] =
@@ -60,7 +64,12 @@ static const char train_usage[] =
     "and every --ckpt-seconds seconds, at each epoch end, on SIGUSR1 (and training\n"
     "continues) and on SIGTERM/SIGINT (the current step finishes, the checkpoint is\n"
     "written, exit 0). Running the same command again resumes from the newest valid\n"
-    "checkpoint, bit for bit as if never interrupted; --no-resume starts over.\n";
+    "checkpoint, bit for bit as if never interrupted; --no-resume starts over.\n"
+    "With --monitor a thread watches memory, CPU, temperature and disk (--policy FILE\n"
+    "sets the thresholds; see docs/DESIGN.md): when CONSTRAINED the micro-batch halves\n"
+    "and the BLAS runs on one thread; when CRITICAL training checkpoints, gives its\n"
+    "buffers and in-memory data back, waits for the pressure to pass and resumes where\n"
+    "it stopped. Each transition is a JSON line in --monitor-log (default stderr).\n";
 
 /* ------------------------------------------------------------- progress */
 
@@ -366,6 +375,135 @@ static int fail(const char *what, const fedl_error *err)
 {
     fprintf(stderr, "fedl train: %s: %s\n", what, err->message);
     return 1;
+}
+
+/* ---------------------------------------------------------------- monitor */
+
+/* A training run under the monitor: what a pause needs to checkpoint,
+ * give the in-memory data back and load it again. */
+typedef struct monitored {
+    fedl_monitor *monitor;
+    int log_fd;
+    const train_options *o;
+    checkpointer *ckpt;
+    fedl_trainer *trainer;
+    fedl_model *model;
+    fedl_dataset *train, *test;
+    int data_released;
+    uint8_t digest[FEDL_SHA256_BYTES]; /* of the data given back, checked on reload */
+} monitored;
+
+static void digest_data(const fedl_dataset *train, const fedl_dataset *test,
+                        uint8_t digest[FEDL_SHA256_BYTES])
+{
+    fedl_sha256_ctx ctx;
+    fedl_sha256_init(&ctx);
+    fedl_sha256_update(&ctx, train->pixels, train->count * train->sample_bytes);
+    fedl_sha256_update(&ctx, train->labels, train->count);
+    fedl_sha256_update(&ctx, test->pixels, test->count * test->sample_bytes);
+    fedl_sha256_update(&ctx, test->labels, test->count);
+    fedl_sha256_final(&ctx, digest);
+}
+
+static fedl_status pause_checkpoint(void *user, fedl_error *err)
+{
+    monitored *m = user;
+    fedl_train_stats s = fedl_trainer_stats(m->trainer);
+    if (m->ckpt->dir == NULL || (s.global_step == m->ckpt->last_step && !m->ckpt->failed))
+        return FEDL_OK;
+    return checkpoint_now(m->ckpt, m->trainer, m->model, err);
+}
+
+/* IDX data lives in memory and is loaded again from its files after the
+ * pause; CSV data is read on demand and holds little. */
+static size_t pause_release_data(void *user)
+{
+    monitored *m = user;
+    size_t bytes;
+    if (m->train->source.read != NULL || m->test->source.read != NULL)
+        return 0;
+    bytes = fedl_dataset_held_bytes(m->train) + fedl_dataset_held_bytes(m->test);
+    digest_data(m->train, m->test, m->digest);
+    fedl_dataset_free(m->train);
+    fedl_dataset_free(m->test);
+    m->data_released = 1;
+    return bytes;
+}
+
+static fedl_status pause_reload_data(void *user, fedl_error *err)
+{
+    monitored *m = user;
+    uint8_t digest[FEDL_SHA256_BYTES];
+    fedl_status st;
+    if (!m->data_released)
+        return FEDL_OK;
+    st = fedl_dataset_load_mnist_dir(m->o->data, FEDL_SPLIT_TRAIN, NULL, m->train, err);
+    if (st == FEDL_OK)
+        st = fedl_dataset_load_mnist_dir(m->o->data, FEDL_SPLIT_TEST, NULL, m->test, err);
+    if (st != FEDL_OK)
+        return st;
+    if (m->o->train_limit > 0 && (size_t)m->o->train_limit < m->train->count)
+        fedl_dataset_truncate(m->train, (size_t)m->o->train_limit);
+    if (m->o->test_limit > 0 && (size_t)m->o->test_limit < m->test->count)
+        fedl_dataset_truncate(m->test, (size_t)m->o->test_limit);
+    digest_data(m->train, m->test, digest);
+    if (memcmp(digest, m->digest, sizeof digest) != 0)
+        return fedl_error_set(err, FEDL_ERR_FORMAT,
+                              "%s: the data files changed while training was paused", m->o->data);
+    m->data_released = 0;
+    return FEDL_OK;
+}
+
+/* Start the monitor thread and attach it to the trainer. */
+static int start_monitor(const train_options *o, monitored *m)
+{
+    fedl_monitor_config config = fedl_monitor_config_defaults();
+    fedl_error err = {0};
+    char size[32];
+    if (o->policy != NULL && fedl_policy_load(o->policy, &config.policy, &err) != FEDL_OK)
+        return fail("--policy", &err);
+    m->log_fd = STDERR_FILENO;
+    if (o->monitor_log != NULL && strcmp(o->monitor_log, "-") != 0) {
+        m->log_fd = open(o->monitor_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (m->log_fd < 0) {
+            fprintf(stderr, "fedl train: --monitor-log %s: %s\n", o->monitor_log, strerror(errno));
+            return 1;
+        }
+    }
+    config.log_fd = m->log_fd;
+    config.probe.disk_path = o->ckpt_dir;
+    if (fedl_monitor_create(&config, &m->monitor, &err) != FEDL_OK ||
+        fedl_monitor_start(m->monitor, &err) != FEDL_OK)
+        return fail("monitor", &err);
+    fedl_trainer_attach_monitor(m->trainer, m->monitor);
+    printf("monitor: every %llu ms; memory constrained below %g%%, critical below %g%% "
+           "available; disk floor %s%s\n",
+           (unsigned long long)config.policy.interval_ms, config.policy.mem_constrained_pct,
+           config.policy.mem_critical_pct,
+           fedl_budget_format_bytes(config.policy.disk_floor_bytes, size, sizeof size),
+           o->ckpt_dir == NULL ? "; no --ckpt-dir: a pause writes no checkpoint" : "");
+    return 0;
+}
+
+/* Between steps: shrink, restore, or pause until the pressure passes. */
+static int follow_monitor(monitored *m)
+{
+    fedl_pause_hooks hooks = {pause_checkpoint, pause_release_data, pause_reload_data, m};
+    fedl_error err = {0};
+    int pause = 0, resumed = 0;
+    if (m->monitor == NULL)
+        return 0;
+    if (fedl_trainer_follow_monitor(m->trainer, &pause, &err) != FEDL_OK)
+        return fail("monitor", &err);
+    if (!pause)
+        return 0;
+    fprintf(stderr, "\nfedl train: resources low: checkpoint, release, wait\n");
+    if (fedl_trainer_pause(m->trainer, &hooks, &stop_requested, &resumed, &err) != FEDL_OK)
+        return fail("resuming after the pause", &err);
+    if (resumed)
+        fprintf(stderr, "fedl train: resources back: resuming at step %llu\n",
+                (unsigned long long)fedl_trainer_stats(m->trainer).global_step);
+    return 0;
 }
 
 static int usage_error(const char *what, const char *value)
@@ -737,6 +875,11 @@ int cmd_train(int argc, char **argv)
          "check the data files against their manifest first", 0, 0},
         {"data-manifest", CLI_STRING, &o.data_manifest, "FILE",
          "manifest for --verify-data [DATA/MANIFEST]", 0, 0},
+        {"monitor", CLI_FLAG, &o.monitor, NULL,
+         "watch memory, CPU, temperature and disk; shrink or pause under pressure", 0, 0},
+        {"policy", CLI_STRING, &o.policy, "FILE", "--monitor thresholds (key = value lines)", 0, 0},
+        {"monitor-log", CLI_STRING, &o.monitor_log, "FILE",
+         "--monitor transitions as JSON lines, appended [- = stderr]", 0, 0},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0}};
     fedl_dataset train = {0}, test = {0};
     fedl_budget budget = {0};
@@ -748,6 +891,7 @@ int cmd_train(int argc, char **argv)
     fedl_log_level level;
     progress prog = {0};
     checkpointer ckpt = {0};
+    monitored mon = {0};
     uint64_t resumed_samples = 0; /* samples seen before this run (from a checkpoint) */
     double train_seconds = 0.0, last_accuracy = -1.0;
     int rc = cli_parse("train", train_usage, options, argc, argv, 2);
@@ -768,7 +912,7 @@ int cmd_train(int argc, char **argv)
     if (o.verify_data && verify_data(&o) != 0)
         return 1;
     /* From here on a stop request is honoured at the next step boundary. */
-    if (o.ckpt_dir != NULL)
+    if (o.ckpt_dir != NULL || o.monitor)
         install_signal_handlers();
 
     if (strcmp(o.data, "-") == 0) {
@@ -817,6 +961,12 @@ int cmd_train(int argc, char **argv)
         if (rc != 0)
             goto done;
     }
+    if (o.monitor) {
+        mon = (monitored){NULL, -1, &o, &ckpt, trainer, model, &train, &test, 0, {0}};
+        rc = start_monitor(&o, &mon);
+        if (rc != 0)
+            goto done;
+    }
     resumed_samples = fedl_trainer_stats(trainer).samples_seen;
     printf("model %s: %s parameters\n  %s\n", o.model,
            cli_group_digits(fedl_model_param_count(model), digits, sizeof digits),
@@ -844,6 +994,11 @@ int cmd_train(int argc, char **argv)
         /* A stop request is honoured between steps: the step under way
          * finishes, no new one starts. */
         while (!epoch_done && !stop_requested) {
+            rc = follow_monitor(&mon);
+            if (rc != 0)
+                goto done;
+            if (stop_requested)
+                break;
             if (fedl_trainer_step(trainer, &epoch_done, &err) != FEDL_OK) {
                 rc = fail("training step", &err);
                 goto done;
@@ -865,6 +1020,13 @@ int cmd_train(int argc, char **argv)
         /* The epoch's last step is checkpointed before the evaluation, so a
          * crash during it loses nothing. */
         checkpoint_if_due(&ckpt, trainer, model, 1);
+        rc = follow_monitor(&mon);
+        if (rc != 0)
+            goto done;
+        if (stop_requested) {
+            rc = stop_with_checkpoint(&ckpt, trainer, model);
+            goto done;
+        }
         if (fedl_trainer_evaluate(trainer, &test, &result, NULL, &err) != FEDL_OK) {
             rc = fail("evaluation", &err);
             goto done;
@@ -917,6 +1079,9 @@ int cmd_train(int argc, char **argv)
         printf("wrote %s\n", o.out);
     }
 done:
+    fedl_monitor_destroy(mon.monitor);
+    if (mon.log_fd > STDERR_FILENO)
+        close(mon.log_fd);
     if (spooled[0] != '\0')
         unlink(spooled);
     fedl_ckpt_dir_close(ckpt.dir);

@@ -8,6 +8,7 @@
 #include "fedl/data.h"
 #include "fedl/csv.h"
 #include "fedl/ckpt.h"
+#include "fedl/monitor.h"
 #include "fedl/train.h"
 
 #endif

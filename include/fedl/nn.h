@@ -280,6 +280,12 @@ fedl_status fedl_lr_parse_kind(const char *name, fedl_lr_kind *out);
 
 /* The BLAS backend this library was built with: "blis", "openblas", "c". */
 const char *fedl_blas_backend(void);
+/* The BLAS's worker threads: set n (> 0) between GEMM calls, never during
+ * one, and get the count before the change; n <= 0 only reads it. Only
+ * OpenBLAS can be told: with BLIS and the portable kernel this returns 1
+ * and changes nothing. OpenBLAS splits a GEMM by rows and columns of the
+ * output, not along the sum, so the thread count does not change results. */
+int fedl_blas_threads(int n);
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,7 @@
 #include "fedl/core.h"
 #include "fedl/data.h"
 #include "fedl/mem.h"
+#include "fedl/monitor.h"
 #include "fedl/nn.h"
 
 #ifdef __cplusplus
@@ -95,6 +96,72 @@ fedl_optim *fedl_trainer_optim(fedl_trainer *t);
  * with FEDL_ERR_NOMEM naming the smallest budget, and the trainer keeps its
  * buffers: a later, larger budget lets it continue. */
 void fedl_trainer_request_budget(fedl_trainer *t, size_t bytes);
+
+/* ------------------------------------------------- giving memory back */
+
+/* Give back everything the session holds beyond the model and the arena's
+ * fixed part (optimiser moments, shuffle order): the model's activations
+ * and workspace and the batch buffers. The arena shrinks in place, so the
+ * memory returns to the system. Returns the bytes released (0 when already
+ * released). Checkpoints can still be taken. The next step or evaluation
+ * takes the buffers back at the same micro-batch (or one set since), or
+ * call fedl_trainer_reacquire to know first whether that works. */
+size_t fedl_trainer_release(fedl_trainer *t);
+int fedl_trainer_is_released(const fedl_trainer *t);
+/* Take the released buffers back; FEDL_ERR_NOMEM (the trainer stays
+ * released) when the allocator refuses. */
+fedl_status fedl_trainer_reacquire(fedl_trainer *t, fedl_error *err);
+
+/* ------------------------------------------------------------ the monitor */
+
+/* Let a monitor (fedl/monitor.h; it must outlive the trainer or be
+ * detached with NULL) steer this session through the two calls below,
+ * made between steps on the training thread. */
+void fedl_trainer_attach_monitor(fedl_trainer *t, fedl_monitor *m);
+
+/* Act on the monitor's state. OK -> CONSTRAINED: the micro-batch halves
+ * (the effective batch stays) and the BLAS drops to one thread; back to
+ * OK: both are restored. Each action is reported to the monitor (a JSON
+ * line with the RSS before and after). CRITICAL, or the disk below its
+ * floor: *pause = 1 and nothing else is done: call fedl_trainer_pause. A
+ * micro-batch change reorders the gradient sums, so a run that was
+ * constrained is no longer bit-identical to one that was not; a pause
+ * alone keeps it bit-identical. */
+fedl_status fedl_trainer_follow_monitor(fedl_trainer *t, int *pause, fedl_error *err);
+
+/* While paused, a process keeps its code and libraries, the model's
+ * parameters and gradients and the arena's fixed part (optimiser moments,
+ * shuffle order); everything else is given back, so its RSS stays under
+ * this floor plus those model bytes. (x86_64, LeNet-5 with momentum: 6.8
+ * MiB, tests/cli/test_monitor_pressure.sh.) */
+#define FEDL_PAUSE_RSS_FLOOR (8u << 20) /* bytes */
+
+/* What the caller adds to a pause. Any member may be NULL. */
+typedef struct fedl_pause_hooks {
+    /* once the trainer's buffers are released: write a checkpoint, so that
+     * nothing is lost if the process is killed while it waits (not called
+     * when the disk is low; a failure is logged and reported, and the pause
+     * goes on) */
+    fedl_status (*checkpoint)(void *user, fedl_error *err);
+    /* after the checkpoint: free what else can be had again later (data
+     * loaded in memory); returns the bytes freed */
+    size_t (*release)(void *user);
+    /* before the trainer takes its buffers back: load that again */
+    fedl_status (*reacquire)(void *user, fedl_error *err);
+    void *user;
+} fedl_pause_hooks;
+
+/* The CRITICAL action: release (fedl_trainer_release), checkpoint and
+ * release the rest (hooks), report it, wait until the monitor says resources
+ * returned (fedl_monitor_wait_until_clear: out of CRITICAL for the
+ * cooldown, with the released bytes counted as needed), then take
+ * everything back and report the resume. With only the disk low it
+ * neither checkpoints nor releases: it warns and waits. *resumed is 1 when
+ * training can go on, 0 when *cancel ended the wait (the trainer is still
+ * released; a checkpoint can be written and the process can exit). The
+ * training steps after a pause are bit-identical to those without one. */
+fedl_status fedl_trainer_pause(fedl_trainer *t, const fedl_pause_hooks *hooks,
+                               const volatile int *cancel, int *resumed, fedl_error *err);
 
 /* --------------------------------------------------------------- planning */
 

@@ -3,32 +3,23 @@
  * (MemAvailable, cgroup v2 or v1 limits up the hierarchy, RLIMIT_AS and
  * RLIMIT_DATA headroom), takes the smallest figure and explains it.
  *
- * Owns: reading the small kernel files under a root directory (so tests can
- * use a fake tree), the walk up the cgroup hierarchy, the choice of the
- * deciding source and the human-readable explanation. The text formats are
- * parsed by budget_parse.c.
+ * Owns: the figures each probe contributes, the least headroom over the
+ * cgroup levels, the choice of the deciding source and the human-readable
+ * explanation. Files are read under a root directory (so tests can use a
+ * fake tree) and the cgroup is found by sysfs.c, which the monitor's probes
+ * share; the text formats are parsed by budget_parse.c.
  *
  * Nothing here allocates: file contents go to a stack buffer (the files are
  * a few KiB; a larger one is FEDL_ERR_FORMAT rather than a silent cut).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "fedl/mem.h"
 #include "mem/budget_parse.h"
-
-#define BUDGET_FILE_PATH_MAX 2048 /* root + mount + cgroup path + file name */
-#define BUDGET_FILE_MAX 16384     /* bytes; /proc/meminfo is about 1.5 KiB */
-
-/* cgroup v1 reports "no limit" as PAGE_COUNTER_MAX pages, 9223372036854771712
- * on 4 KiB pages; anything at or above 2^62 is treated as no limit. */
-#define CGROUP_V1_UNLIMITED (UINT64_C(1) << 62)
+#include "mem/sysfs.h"
 
 /* ------------------------------------------------------------------- text */
 
@@ -65,18 +56,6 @@ static void add_note(fedl_budget *out, const char *fmt, ...)
     va_start(args, fmt);
     vsnprintf(out->notes + used, sizeof out->notes - used, fmt, args);
     va_end(args);
-}
-
-/* Copy src into dst (cap bytes), ending in "..." when it does not fit. */
-static void copy_truncated(char *dst, size_t cap, const char *src)
-{
-    size_t n = strlen(src);
-    if (n < cap) {
-        memcpy(dst, src, n + 1);
-        return;
-    }
-    memcpy(dst, src, cap - 4);
-    memcpy(dst + cap - 4, "...", 4);
 }
 
 const char *fedl_budget_format_bytes(uint64_t bytes, char *buf, size_t size)
@@ -131,100 +110,34 @@ fedl_budget_probe_options fedl_budget_probe_defaults(void)
 
 /* ------------------------------------------------------------------ files */
 
-/* One detection: the options, the root without its trailing '/' ("" for
- * the real system) and the result being filled in. */
+/* One detection: the options, the root and the result being filled in. */
 typedef struct probe_ctx {
     const fedl_budget_probe_options *o;
-    char root[BUDGET_FILE_PATH_MAX / 2];
+    fedl_sysfs fs;
     fedl_budget *out;
 } probe_ctx;
 
-static fedl_status set_root(probe_ctx *ctx, const char *root, fedl_error *err)
+/* Read <root><rel> into text (FEDL_SYSFS_FILE_MAX bytes); its full name
+ * goes to path (FEDL_SYSFS_PATH_MAX bytes). */
+static fedl_status read_rooted(const probe_ctx *ctx, const char *rel, char *path, char *text,
+                               size_t *length, int *missing, fedl_error *err)
 {
-    size_t n = root != NULL ? strlen(root) : 0;
-    while (n > 0 && root[n - 1] == '/')
-        n--;
-    if (n >= sizeof ctx->root)
-        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
-                              "budget probe options: root: longer than %zu bytes",
-                              sizeof ctx->root - 1);
-    if (n > 0)
-        memcpy(ctx->root, root, n);
-    ctx->root[n] = '\0';
-    return FEDL_OK;
-}
-
-/* <root><a><b><c> into out (BUDGET_FILE_PATH_MAX bytes). */
-static fedl_status join_path(const probe_ctx *ctx, const char *a, const char *b, const char *c,
-                             char *out, fedl_error *err)
-{
-    int n = snprintf(out, BUDGET_FILE_PATH_MAX, "%s%s%s%s", ctx->root, a, b, c);
-    if (n < 0 || n >= BUDGET_FILE_PATH_MAX)
-        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "%s%s%s%s: path too long", ctx->root, a, b,
-                              c);
-    return FEDL_OK;
-}
-
-static int is_directory(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* Read all of path into buf (cap bytes). A file that does not exist sets
- * *missing and returns FEDL_OK; so does one we may not read (a sandbox
- * hiding /proc/self/cgroup is "no figure", not a failure). */
-static fedl_status read_small_file(const char *path, char *buf, size_t cap, size_t *length,
-                                   int *missing, fedl_error *err)
-{
-    int fd;
-    size_t used = 0;
-    *length = 0;
-    *missing = 0;
-    do {
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR || errno == EACCES || errno == EPERM) {
-            *missing = 1;
-            return FEDL_OK;
-        }
-        return fedl_error_set(err, FEDL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    }
-    for (;;) {
-        ssize_t got = read(fd, buf + used, cap - used);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            int saved = errno;
-            close(fd);
-            return fedl_error_set(err, FEDL_ERR_IO, "%s: cannot read: %s", path, strerror(saved));
-        }
-        if (got == 0)
-            break;
-        used += (size_t)got;
-        if (used == cap) {
-            close(fd);
-            return fedl_error_set(err, FEDL_ERR_FORMAT, "%s: larger than %zu bytes", path, cap - 1);
-        }
-    }
-    close(fd);
-    *length = used;
-    return FEDL_OK;
+    fedl_status status = fedl_sysfs_path(&ctx->fs, rel, "", "", path, err);
+    if (status != FEDL_OK)
+        return status;
+    return fedl_sysfs_read(path, text, FEDL_SYSFS_FILE_MAX, 0, length, missing, err);
 }
 
 /* ------------------------------------------------------------ /proc/meminfo */
 
 static fedl_status probe_meminfo(probe_ctx *ctx, fedl_error *err)
 {
-    char path[BUDGET_FILE_PATH_MAX], text[BUDGET_FILE_MAX];
+    char path[FEDL_SYSFS_PATH_MAX], text[FEDL_SYSFS_FILE_MAX];
     size_t length;
     int missing;
     fedl_meminfo info;
     fedl_budget_reading *r = &ctx->out->reading;
-    fedl_status status = join_path(ctx, "/proc/meminfo", "", "", path, err);
-    if (status == FEDL_OK)
-        status = read_small_file(path, text, sizeof text, &length, &missing, err);
+    fedl_status status = read_rooted(ctx, "/proc/meminfo", path, text, &length, &missing, err);
     if (status != FEDL_OK)
         return status;
     if (missing) {
@@ -247,63 +160,29 @@ static fedl_status probe_meminfo(probe_ctx *ctx, fedl_error *err)
 
 /* ------------------------------------------------------------------ cgroups */
 
-/* What differs between the two cgroup versions. */
-typedef struct cgroup_kind {
-    int version;
-    const char *mount; /* under the root */
-    const char *limit_file;
-    const char *usage_file;
-    int allow_max; /* v2 writes "max" for no limit */
-} cgroup_kind;
-
-static const cgroup_kind cgroup_v2 = {2, "/sys/fs/cgroup", "memory.max", "memory.current", 1};
-static const cgroup_kind cgroup_v1 = {1, "/sys/fs/cgroup/memory", "memory.limit_in_bytes",
-                                      "memory.usage_in_bytes", 0};
-
 /* The level with the least headroom seen so far in the walk. */
 typedef struct cgroup_best {
+    const fedl_cgroup_kind *kind;
     int found_files; /* some level had a limit file (the controller is there) */
     int limited;     /* some level had a limit */
     uint64_t limit, usage, headroom;
     char path[FEDL_CGROUP_PATH_MAX];
 } cgroup_best;
 
-/* Read one value file of the cgroup directory dir; *missing when absent. */
-static fedl_status read_cgroup_value(const char *dir, const char *file, int allow_max,
-                                     uint64_t *value, int *unlimited, int *missing, fedl_error *err)
+/* Limit and usage of one cgroup level (a fedl_cgroup_visitor). */
+static fedl_status probe_cgroup_level(void *user, const char *dir, const char *level,
+                                      fedl_error *err)
 {
-    char path[BUDGET_FILE_PATH_MAX + 64], text[128];
-    size_t length;
-    fedl_status status;
-    int n = snprintf(path, sizeof path, "%s/%s", dir, file);
-    *value = 0;
-    *unlimited = 0;
-    if (n < 0 || (size_t)n >= sizeof path)
-        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "%s/%s: path too long", dir, file);
-    status = read_small_file(path, text, sizeof text, &length, missing, err);
-    if (status != FEDL_OK || *missing)
-        return status;
-    return fedl_cgroup_value_parse(text, length, path, allow_max, value, unlimited, err);
-}
-
-/* Limit and usage of the cgroup at level (a path under the mount). */
-static fedl_status probe_cgroup_level(const probe_ctx *ctx, const cgroup_kind *kind,
-                                      const char *level, cgroup_best *best, fedl_error *err)
-{
-    char dir[BUDGET_FILE_PATH_MAX];
+    cgroup_best *best = user;
     uint64_t limit, usage, headroom;
-    int unlimited, missing;
-    fedl_status status =
-        join_path(ctx, kind->mount, strcmp(level, "/") == 0 ? "" : level, "", dir, err);
-    if (status == FEDL_OK)
-        status = read_cgroup_value(dir, kind->limit_file, kind->allow_max, &limit, &unlimited,
-                                   &missing, err);
+    int limited, missing;
+    fedl_status status = fedl_cgroup_read_limit(best->kind, dir, &limit, &limited, &missing, err);
     if (status != FEDL_OK || missing)
         return status;
     best->found_files = 1;
-    if (unlimited || (kind->version == 1 && limit >= CGROUP_V1_UNLIMITED))
+    if (!limited)
         return FEDL_OK;
-    status = read_cgroup_value(dir, kind->usage_file, 0, &usage, &unlimited, &missing, err);
+    status = fedl_cgroup_read_usage(best->kind, dir, &usage, err);
     if (status != FEDL_OK)
         return status;
     headroom = limit > usage ? limit - usage : 0;
@@ -313,123 +192,38 @@ static fedl_status probe_cgroup_level(const probe_ctx *ctx, const cgroup_kind *k
     best->limit = limit;
     best->usage = usage;
     best->headroom = headroom;
-    copy_truncated(best->path, sizeof best->path, level);
+    fedl_sysfs_copy_truncated(best->path, sizeof best->path, level);
     return FEDL_OK;
 }
 
-/* Cut "/a/b" to "/a" and "/a" to "/"; 0 once at "/". */
-static int cgroup_parent(char *level)
+/* Find the process's cgroup and walk from it up to the root, keeping the
+ * least headroom: an ancestor's limit bounds all of its descendants. */
+static fedl_status probe_cgroup(probe_ctx *ctx, fedl_error *err)
 {
-    char *slash = strrchr(level, '/');
-    if (strcmp(level, "/") == 0 || slash == NULL)
-        return 0;
-    if (slash == level)
-        level[1] = '\0';
-    else
-        *slash = '\0';
-    return 1;
-}
-
-/* Whether a path has a ".." component: a cgroup outside our namespace. */
-static int has_dotdot(const char *path)
-{
-    for (const char *p = path; (p = strstr(p, "..")) != NULL; p += 2) {
-        int starts = p == path || p[-1] == '/';
-        int ends = p[2] == '\0' || p[2] == '/';
-        if (starts && ends)
-            return 1;
-    }
-    return 0;
-}
-
-/* The process's cgroup as a path under the mount. Inside a container the
- * mount often shows the container's own cgroup as its root while
- * /proc/self/cgroup names the host's path (or "/.." under a cgroup
- * namespace): then the mount root is the process's cgroup. */
-static fedl_status resolve_cgroup_path(probe_ctx *ctx, const cgroup_kind *kind, const char *path,
-                                       char *level, fedl_error *err)
-{
-    char dir[BUDGET_FILE_PATH_MAX];
-    size_t n = strlen(path);
-    fedl_status status;
-    while (n > 1 && path[n - 1] == '/')
-        n--;
-    memcpy(level, path, n);
-    level[n] = '\0';
-    if (strcmp(level, "/") == 0)
-        return FEDL_OK;
-    status = join_path(ctx, kind->mount, level, "", dir, err);
-    if (status != FEDL_OK)
-        return status;
-    if (!has_dotdot(level) && is_directory(dir))
-        return FEDL_OK;
-    add_note(ctx->out, "cgroup %s is not under %s%s: took the mount root as the process's cgroup",
-             level, ctx->root, kind->mount);
-    strcpy(level, "/");
-    return FEDL_OK;
-}
-
-/* Walk from the process's cgroup up to the root, keeping the least
- * headroom: an ancestor's limit bounds all of its descendants. */
-static fedl_status walk_cgroups(probe_ctx *ctx, const cgroup_kind *kind, const char *path,
-                                fedl_error *err)
-{
-    char mount[BUDGET_FILE_PATH_MAX], level[FEDL_CGROUP_PATH_MAX];
+    fedl_cgroup_place place;
     cgroup_best best;
     fedl_budget_reading *r = &ctx->out->reading;
-    fedl_status status = join_path(ctx, kind->mount, "", "", mount, err);
+    fedl_status status = fedl_cgroup_locate(&ctx->fs, "/proc/self/cgroup", &place, err);
     if (status != FEDL_OK)
         return status;
-    if (!is_directory(mount)) {
-        add_note(ctx->out, "no %s: no cgroup v%d figure", mount, kind->version);
+    if (place.note[0] != '\0')
+        add_note(ctx->out, "%s", place.note);
+    if (place.kind == NULL)
         return FEDL_OK;
-    }
-    status = resolve_cgroup_path(ctx, kind, path, level, err);
+    memset(&best, 0, sizeof best);
+    best.kind = place.kind;
+    fedl_sysfs_copy_truncated(r->cgroup_path, sizeof r->cgroup_path, place.level);
+    status = fedl_cgroup_walk(&place, probe_cgroup_level, &best, err);
     if (status != FEDL_OK)
         return status;
-    memset(&best, 0, sizeof best);
-    copy_truncated(r->cgroup_path, sizeof r->cgroup_path, level);
-    do {
-        status = probe_cgroup_level(ctx, kind, level, &best, err);
-        if (status != FEDL_OK)
-            return status;
-    } while (cgroup_parent(level));
     if (best.found_files)
-        r->cgroup_version = kind->version;
+        r->cgroup_version = place.kind->version;
     if (!best.limited)
         return FEDL_OK;
     r->cgroup_limit = best.limit;
     r->cgroup_usage = best.usage;
     r->cgroup_headroom = best.headroom;
-    copy_truncated(r->cgroup_path, sizeof r->cgroup_path, best.path);
-    return FEDL_OK;
-}
-
-/* The memory controller sits on a v1 hierarchy when a v1 line lists it
- * (the kernel binds a controller to one hierarchy); else on v2. */
-static fedl_status probe_cgroup(probe_ctx *ctx, fedl_error *err)
-{
-    char path[BUDGET_FILE_PATH_MAX], text[BUDGET_FILE_MAX];
-    size_t length;
-    int missing;
-    fedl_proc_cgroup cg;
-    fedl_status status = join_path(ctx, "/proc/self/cgroup", "", "", path, err);
-    if (status == FEDL_OK)
-        status = read_small_file(path, text, sizeof text, &length, &missing, err);
-    if (status != FEDL_OK)
-        return status;
-    if (missing) {
-        add_note(ctx->out, "no %s: no cgroup figure", path);
-        return FEDL_OK;
-    }
-    status = fedl_proc_cgroup_parse(text, length, path, &cg, err);
-    if (status != FEDL_OK)
-        return status;
-    if (cg.has_v1_memory)
-        return walk_cgroups(ctx, &cgroup_v1, cg.v1_memory_path, err);
-    if (cg.has_v2)
-        return walk_cgroups(ctx, &cgroup_v2, cg.v2_path, err);
-    add_note(ctx->out, "%s names no memory cgroup: no cgroup figure", path);
+    fedl_sysfs_copy_truncated(r->cgroup_path, sizeof r->cgroup_path, best.path);
     return FEDL_OK;
 }
 
@@ -448,14 +242,12 @@ static uint64_t soft_limit(int resource)
 static fedl_status read_vm_sizes(probe_ctx *ctx, uint64_t *vm_size, uint64_t *vm_data,
                                  fedl_error *err)
 {
-    char path[BUDGET_FILE_PATH_MAX], text[BUDGET_FILE_MAX];
+    char path[FEDL_SYSFS_PATH_MAX], text[FEDL_SYSFS_FILE_MAX];
     size_t length;
     int missing;
-    fedl_status status = join_path(ctx, "/proc/self/status", "", "", path, err);
+    fedl_status status = read_rooted(ctx, "/proc/self/status", path, text, &length, &missing, err);
     *vm_size = 0;
     *vm_data = 0;
-    if (status == FEDL_OK)
-        status = read_small_file(path, text, sizeof text, &length, &missing, err);
     if (status != FEDL_OK)
         return status;
     if (missing) {
@@ -613,7 +405,7 @@ fedl_status fedl_budget_detect(const fedl_budget_probe_options *o, fedl_budget *
     ctx.out = out;
     status = check_options(ctx.o, err);
     if (status == FEDL_OK)
-        status = set_root(&ctx, ctx.o->root, err);
+        status = fedl_sysfs_init(&ctx.fs, ctx.o->root, "budget probe options", err);
     if (status == FEDL_OK)
         status = probe_meminfo(&ctx, err);
     if (status == FEDL_OK)

@@ -151,6 +151,23 @@ const char *fedl_blas_backend(void)
 #endif
 }
 
+int fedl_blas_threads(int n)
+{
+#if defined(FEDL_HAVE_CBLAS) && defined(FEDL_HAVE_OPENBLAS)
+    int before;
+    pthread_once(&blas_once, blas_choose);
+    if (!blas_in_use)
+        return 1;
+    before = openblas_get_num_threads();
+    if (n > 0 && n != before)
+        openblas_set_num_threads(n);
+    return before;
+#else
+    (void)n;
+    return 1;
+#endif
+}
+
 static void scale_c(int m, int n, float beta, float *c, int ldc)
 {
     for (int i = 0; i < m; i++) {

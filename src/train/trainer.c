@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "fedl/train.h"
+#include "train/follow.h"
 #include "train/session_layout.h"
 
 struct fedl_trainer {
@@ -22,13 +23,16 @@ struct fedl_trainer {
     fedl_optim *optim;
     fedl_batcher batcher;
     int classes;
-    fedl_arena arena;  /* every buffer below, the optimiser state and the order */
-    int micro;         /* samples per forward/backward, <= config.batch */
-    float *x;          /* (micro, C, H, W) */
-    int32_t *labels;   /* (micro) */
-    uint32_t *indices; /* (micro), for evaluation */
-    float *dlogits;    /* (micro, classes) */
-    float *targets;    /* (micro, data->targets), regression only */
+    fedl_arena arena;           /* every buffer below, the optimiser state and the order */
+    int micro;                  /* samples per forward/backward, <= config.batch */
+    float *x;                   /* (micro, C, H, W) */
+    int32_t *labels;            /* (micro) */
+    uint32_t *indices;          /* (micro), for evaluation */
+    float *dlogits;             /* (micro, classes) */
+    float *targets;             /* (micro, data->targets), regression only */
+    int released;               /* the micro-batch part is given back (fedl_trainer_release) */
+    int released_micro;         /* the micro-batch to take back */
+    fedl_trainer_follow follow; /* the monitor it follows (follow.c) */
     fedl_train_stats stats;
     atomic_ullong requested_budget; /* bytes, NO_REQUEST when none is pending */
     char *config_text;              /* canonical "key=value\n" lines, config_bytes with the NUL */
@@ -299,6 +303,7 @@ fedl_status fedl_trainer_create(fedl_model *model, const fedl_dataset *train,
     t = fedl_mem_alloc(alloc, sizeof *t);
     if (t == NULL)
         return fedl_error_set(err, FEDL_ERR_NOMEM, "trainer: cannot allocate");
+    memset(t, 0, sizeof *t);
     t->alloc = alloc;
     t->model = model;
     t->data = train;
@@ -388,11 +393,13 @@ static fedl_status apply_requested_budget(fedl_trainer *t, fedl_error *err)
 fedl_status fedl_trainer_step(fedl_trainer *t, int *epoch_done, fedl_error *err)
 {
     double loss_sum = 0.0;
-    fedl_status st = apply_requested_budget(t, err);
+    fedl_status st = fedl_trainer_reacquire(t, err);
     size_t n, left, micro;
     float lr;
 
     *epoch_done = 0;
+    if (st == FEDL_OK)
+        st = apply_requested_budget(t, err);
     if (st != FEDL_OK)
         return st;
     micro = (size_t)t->micro;
@@ -442,9 +449,69 @@ fedl_status fedl_trainer_set_micro_batch(fedl_trainer *t, int micro, fedl_error 
     int wanted = micro > 0 && micro < t->config.batch ? micro : t->config.batch;
     if (micro <= 0)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "trainer: micro-batch %d", micro);
+    if (t->released) { /* taken at the new size when the buffers come back */
+        t->released_micro = wanted;
+        return FEDL_OK;
+    }
     if (wanted == t->micro)
         return FEDL_OK;
     return replan_arena(t, wanted, err);
+}
+
+size_t fedl_trainer_release(fedl_trainer *t)
+{
+    fedl_session_layout l;
+    unsigned char *old_base = t->arena.base;
+    size_t before = t->arena.capacity;
+    if (t->released)
+        return 0;
+    fedl_session_layout_of(t->model, t->data, &t->config.optim, t->micro, &l);
+    fedl_model_bind_workspace(t->model, 0, NULL, 0, NULL);
+    fedl_arena_truncate(&t->arena, l.fixed);
+    /* A shrink the allocator refuses keeps the block: nothing is lost but
+     * the memory. */
+    if (fedl_arena_resize(&t->arena, l.fixed, NULL) == FEDL_OK && t->arena.base != old_base)
+        follow_fixed_part(t);
+    t->released = 1;
+    t->released_micro = t->micro;
+    t->x = NULL;
+    t->labels = NULL;
+    t->indices = NULL;
+    t->dlogits = NULL;
+    t->targets = NULL;
+    fedl_log(FEDL_LOG_INFO, "trainer: released %zu bytes (micro-batch %d)",
+             before - t->arena.capacity, t->released_micro);
+    return before - t->arena.capacity;
+}
+
+int fedl_trainer_is_released(const fedl_trainer *t)
+{
+    return t->released;
+}
+
+fedl_status fedl_trainer_reacquire(fedl_trainer *t, fedl_error *err)
+{
+    fedl_session_layout l;
+    unsigned char *old_base = t->arena.base;
+    fedl_status st;
+    if (!t->released)
+        return FEDL_OK;
+    fedl_session_layout_of(t->model, t->data, &t->config.optim, t->released_micro, &l);
+    st = fedl_arena_resize(&t->arena, l.total, err);
+    if (t->arena.base != old_base)
+        follow_fixed_part(t);
+    if (st != FEDL_OK)
+        return fedl_error_set(err, FEDL_ERR_NOMEM,
+                              "trainer: cannot take back %zu bytes for micro-batch %d; still "
+                              "released",
+                              l.total, t->released_micro);
+    t->released = 0;
+    return carve_micro(t, t->released_micro, err);
+}
+
+fedl_trainer_follow *fedl_trainer_follow_of(fedl_trainer *t)
+{
+    return &t->follow;
 }
 
 fedl_train_stats fedl_trainer_stats(const fedl_trainer *t)
@@ -688,8 +755,10 @@ fedl_status fedl_trainer_evaluate(fedl_trainer *t, const fedl_dataset *ds, fedl_
                                   uint64_t *confusion, fedl_error *err)
 {
     int classes;
-    fedl_status st = check_eval(t->model, ds, t->micro, &classes, err);
+    fedl_status st = fedl_trainer_reacquire(t, err);
     memset(result, 0, sizeof *result);
+    if (st == FEDL_OK)
+        st = check_eval(t->model, ds, t->micro, &classes, err);
     if (st != FEDL_OK)
         return st;
     if (ds->targets > 0 && ds->targets != t->data->targets)
