@@ -16,11 +16,7 @@ cleanup() {
 }
 trap cleanup EXIT
 . "$src/tests/cli/lib.sh"
-
-skip() {
-    echo "SKIP: $1"
-    exit 0
-}
+. "$src/tests/cli/cgroup.sh"
 
 [ -f "$data/train-images-idx3-ubyte.gz" ] || skip "Fashion-MNIST not installed"
 [ -n "${FEDL_EMULATED_BINARY:-}" ] && skip "under an emulator the limit would also count qemu"
@@ -28,36 +24,7 @@ skip() {
 [ "$(id -u)" -eq 0 ] || skip "creating a memory cgroup needs root"
 
 limit=$((96 * 1024 * 1024))
-if [ -w /sys/fs/cgroup/memory ] && [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
-    version=1
-    group=/sys/fs/cgroup/memory/fedl-test-$$
-    mkdir "$group" || skip "cannot create $group"
-    echo "$limit" >"$group/memory.limit_in_bytes"
-    # no swap: the memory+swap limit, where the kernel has it, is the same
-    [ -f "$group/memory.memsw.limit_in_bytes" ] && echo "$limit" >"$group/memory.memsw.limit_in_bytes"
-elif grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null && [ -w /sys/fs/cgroup ]; then
-    version=2
-    echo +memory >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
-    group=/sys/fs/cgroup/fedl-test-$$
-    mkdir "$group" || skip "cannot create $group"
-    echo "$limit" >"$group/memory.max" || skip "cannot set $group/memory.max"
-    echo 0 >"$group/memory.swap.max" 2>/dev/null
-else
-    skip "no writable memory cgroup (v1 /sys/fs/cgroup/memory or v2 with the memory controller)"
-fi
-
-# Run a command inside the group: the shell moves itself in, then execs.
-in_group() {
-    sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$group" "$@"
-}
-
-oom_kills() {
-    if [ "$version" = 1 ]; then
-        sed -n 's/^oom_kill //p' "$group/memory.oom_control"
-    else
-        sed -n 's/^oom_kill //p' "$group/memory.events"
-    fi
-}
+make_memory_cgroup fedl-test-$$ "$limit"
 
 set -- --model lenet5 --data "$data" --epochs 1 --train-limit 6000 --test-limit 1000 \
     --lr 0.05 --momentum 0.9 --seed 1 --quiet

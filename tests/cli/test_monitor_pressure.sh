@@ -19,11 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 . "$src/tests/cli/lib.sh"
-
-skip() {
-    echo "SKIP: $1"
-    exit 0
-}
+. "$src/tests/cli/cgroup.sh"
 
 [ -f "$data/train-images-idx3-ubyte.gz" ] || skip "Fashion-MNIST not installed"
 [ -n "${FEDL_EMULATED_BINARY:-}" ] && skip "under an emulator the cgroup would also count qemu"
@@ -35,34 +31,7 @@ limit=$((128 * 1024 * 1024))
 # FEDL_PAUSE_RSS_FLOOR (8 MiB, train.h) plus LeNet-5's parameters, gradients,
 # momentum and shuffle order (0.8 MiB): what may stay resident while paused.
 floor_mib=9
-if [ -w /sys/fs/cgroup/memory ] && [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
-    version=1
-    group=/sys/fs/cgroup/memory/fedl-pressure-$$
-    mkdir "$group" || skip "cannot create $group"
-    echo "$limit" >"$group/memory.limit_in_bytes"
-    [ -f "$group/memory.memsw.limit_in_bytes" ] && echo "$limit" >"$group/memory.memsw.limit_in_bytes"
-elif grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null && [ -w /sys/fs/cgroup ]; then
-    version=2
-    echo +memory >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
-    group=/sys/fs/cgroup/fedl-pressure-$$
-    mkdir "$group" || skip "cannot create $group"
-    echo "$limit" >"$group/memory.max" || skip "cannot set $group/memory.max"
-    echo 0 >"$group/memory.swap.max" 2>/dev/null
-else
-    skip "no writable memory cgroup (v1 /sys/fs/cgroup/memory or v2 with the memory controller)"
-fi
-
-in_group() {
-    sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$group" "$@"
-}
-
-oom_kills() {
-    if [ "$version" = 1 ]; then
-        sed -n 's/^oom_kill //p' "$group/memory.oom_control"
-    else
-        sed -n 's/^oom_kill //p' "$group/memory.events"
-    fi
-}
+make_memory_cgroup fedl-pressure-$$ "$limit"
 
 # The CONSTRAINED memory level is off: halving the micro-batch reorders the
 # gradient sums, and this test wants bit-identical weights after a pause.

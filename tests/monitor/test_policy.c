@@ -405,6 +405,38 @@ static void test_policy_parse_errors_name_line_and_column(void **state)
     expect_parse_error("disk_leave_bytes = 1M\n", "disk_leave_bytes");
 }
 
+/* docs/fedl-policy.conf lists every key at its default. */
+static void test_policy_sample_file_holds_the_defaults(void **state)
+{
+    char path[4096];
+    fedl_policy p, defaults = fedl_policy_defaults();
+    fedl_error err = {0};
+    (void)state;
+    memset(&p, 0xab, sizeof p); /* every field must be set by the file */
+    snprintf(path, sizeof path, "%s/docs/fedl-policy.conf", FEDL_SOURCE_DIR);
+    assert_int_equal(fedl_policy_load(path, &p, &err), FEDL_OK);
+#define SAME(field) assert_true(p.field == defaults.field)
+    SAME(mem_constrained_pct);
+    SAME(mem_constrained_leave_pct);
+    SAME(mem_critical_pct);
+    SAME(mem_critical_leave_pct);
+    SAME(psi_mem_some_pct);
+    SAME(psi_mem_full_pct);
+    SAME(psi_cpu_some_pct);
+    SAME(psi_leave_factor);
+    SAME(load_per_cpu);
+    SAME(temp_constrained_c);
+    SAME(temp_critical_c);
+    SAME(temp_leave_c);
+    SAME(throttle_constrained);
+    SAME(disk_floor_bytes);
+    SAME(disk_leave_bytes);
+    SAME(dwell_ms);
+    SAME(cooldown_ms);
+    SAME(interval_ms);
+#undef SAME
+}
+
 static void test_policy_load_reports_a_missing_file(void **state)
 {
     fedl_policy p = fedl_policy_defaults();
@@ -430,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_policy_recorded_hog_trace),
         cmocka_unit_test(test_policy_parse_reads_every_kind),
         cmocka_unit_test(test_policy_parse_errors_name_line_and_column),
+        cmocka_unit_test(test_policy_sample_file_holds_the_defaults),
         cmocka_unit_test(test_policy_load_reports_a_missing_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
