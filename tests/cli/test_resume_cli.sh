@@ -67,7 +67,10 @@ fi
 contains "training went on after SIGUSR1" "$work/sig.out" "epoch 2/2"
 same "a SIGUSR1 checkpoint does not change the weights" "$work/u.fedl" "$work/reference.fedl"
 
-# SIGTERM: the step finishes, a checkpoint is written, exit 0.
+# SIGTERM: the step finishes, a checkpoint is written, exit 0. The old
+# sig.err goes first: the background shell truncates it only when it runs,
+# and wait_for must not find the previous run's progress line.
+rm -f "$work/sig.out" "$work/sig.err"
 "$fedl" train "$@" --ckpt-dir "$work/ck" --ckpt-seconds 0 --out "$work/a.fedl" \
     >"$work/sig.out" 2>"$work/sig.err" &
 pid=$!
