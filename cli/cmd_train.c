@@ -390,7 +390,9 @@ typedef struct monitored {
     fedl_model *model;
     fedl_dataset *train, *test;
     int data_released;
-    uint8_t digest[FEDL_SHA256_BYTES]; /* of the data given back, checked on reload */
+    uint8_t digest[FEDL_SHA256_BYTES]; /* of the data in memory, taken at the start (not in a
+                                          pause: it would delay the release) and checked on
+                                          reload */
 } monitored;
 
 static void digest_data(const fedl_dataset *train, const fedl_dataset *test,
@@ -423,7 +425,6 @@ static size_t pause_release_data(void *user)
     if (m->train->source.read != NULL || m->test->source.read != NULL)
         return 0;
     bytes = fedl_dataset_held_bytes(m->train) + fedl_dataset_held_bytes(m->test);
-    digest_data(m->train, m->test, m->digest);
     fedl_dataset_free(m->train);
     fedl_dataset_free(m->test);
     m->data_released = 1;
@@ -472,6 +473,8 @@ static int start_monitor(const train_options *o, monitored *m)
     }
     config.log_fd = m->log_fd;
     config.probe.disk_path = o->ckpt_dir;
+    if (m->train->source.read == NULL && m->test->source.read == NULL)
+        digest_data(m->train, m->test, m->digest);
     if (fedl_monitor_create(&config, &m->monitor, &err) != FEDL_OK ||
         fedl_monitor_start(m->monitor, &err) != FEDL_OK)
         return fail("monitor", &err);

@@ -24,7 +24,7 @@
 
 #define MAX_CALLBACKS 8
 #define MS_NS 1000000ull
-#define MIN_TRIGGERED_GAP_NS (50 * MS_NS) /* triggers sample at most this often */
+#define MIN_TRIGGERED_GAP_NS (20 * MS_NS) /* triggers sample at most this often */
 
 typedef struct callback {
     fedl_monitor_callback fn;
@@ -57,6 +57,7 @@ struct fedl_monitor {
     int v1_level_fd;   /* the memory.pressure_level file, kept open while registered */
     int v1_usage_fd;   /* memory.usage_in_bytes, with thresholds on the same eventfd */
     int v1_thresholds; /* how many were registered */
+    uint64_t v1_limit; /* the limit they were placed for (bytes) */
     uint64_t last_sample_ns;
     uint64_t samples, triggered_samples;
 };
@@ -210,28 +211,37 @@ static int is_real_root(const fedl_monitor *m)
            strcmp(m->config.probe.root, "/") == 0;
 }
 
-/* A PSI trigger: 150 ms of "some" memory stall within 1 s wakes the
- * thread (the kernel allows unprivileged triggers with 2 s windows only;
- * a refusal means sampling alone). */
-static void open_psi_trigger(fedl_monitor *m, const fedl_readings *r)
+/* The memory pressure file with a trigger written to it, or -1. */
+static int psi_trigger_fd(const fedl_readings *r, const char *trigger, size_t size)
 {
-    static const char trigger[] = "some 150000 1000000";
     char path[4400];
+    int fd;
     if (r->cgroup_version == 2 && r->cgroup_path[0] != '\0')
         snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.pressure", r->cgroup_path);
     else
         snprintf(path, sizeof path, "/proc/pressure/memory");
-    m->psi_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (m->psi_fd < 0 && r->cgroup_version == 2) /* no per-cgroup file: the system's */
-        m->psi_fd = open("/proc/pressure/memory", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (m->psi_fd < 0)
-        return;
-    if (write(m->psi_fd, trigger, sizeof trigger) < 0) {
-        fedl_log(FEDL_LOG_DEBUG, "monitor: PSI trigger refused (%s): sampling only",
+    fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && r->cgroup_version == 2) /* no per-cgroup file: the system's */
+        fd = open("/proc/pressure/memory", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0 && write(fd, trigger, size) < 0) {
+        fedl_log(FEDL_LOG_DEBUG, "monitor: PSI trigger \"%s\" refused: %s", trigger,
                  strerror(errno));
-        close(m->psi_fd);
-        m->psi_fd = -1;
+        close(fd);
+        fd = -1;
     }
+    return fd;
+}
+
+/* A PSI trigger wakes the thread on memory stalls: 150 ms of "some" stall
+ * within 1 s where the kernel allows it (CAP_SYS_RESOURCE), else 300 ms
+ * within 2 s, the shortest window it gives an unprivileged process; a
+ * refusal of both means sampling alone. */
+static void open_psi_trigger(fedl_monitor *m, const fedl_readings *r)
+{
+    static const char fast[] = "some 150000 1000000", unprivileged[] = "some 300000 2000000";
+    m->psi_fd = psi_trigger_fd(r, fast, sizeof fast);
+    if (m->psi_fd < 0)
+        m->psi_fd = psi_trigger_fd(r, unprivileged, sizeof unprivileged);
 }
 
 /* cgroup v1 usage thresholds on the pressure eventfd: one at every 1% of
@@ -245,6 +255,7 @@ static void add_v1_usage_thresholds(fedl_monitor *m, const char *dir, int contro
     const fedl_policy *p = &m->config.policy;
     double top = p->mem_constrained_pct > 0.0 ? p->mem_constrained_pct : p->mem_critical_pct;
     char path[4500], line[96];
+    m->v1_limit = r->cgroup_limit;
     if (r->cgroup_limit == 0 || top <= 0.0)
         return;
     snprintf(path, sizeof path, "%s/memory.usage_in_bytes", dir);
@@ -308,6 +319,22 @@ static void drain(int fd)
 
 /* --------------------------------------------------------------- thread */
 
+/* The cgroup's limit changed since the v1 thresholds were placed (or the
+ * cgroup went away): place them again for the new one. The monitor thread
+ * alone owns these descriptors. */
+static void refresh_v1_triggers(fedl_monitor *m)
+{
+    if (m->v1_event_fd < 0 || m->latest.cgroup_limit == m->v1_limit)
+        return;
+    close_fd(&m->v1_event_fd);
+    close_fd(&m->v1_level_fd);
+    close_fd(&m->v1_usage_fd);
+    m->v1_thresholds = 0;
+    open_v1_pressure_event(m, &m->latest);
+    fedl_log(FEDL_LOG_INFO, "monitor: cgroup limit now %llu bytes: %d usage thresholds",
+             (unsigned long long)m->v1_limit, m->v1_thresholds);
+}
+
 static void *monitor_thread(void *arg)
 {
     fedl_monitor *m = arg;
@@ -315,7 +342,7 @@ static void *monitor_thread(void *arg)
     int warned = 0;
     for (;;) {
         struct pollfd fds[3];
-        int n = 0, timeout_ms, triggered = 0;
+        int n = 0, psi = -1, timeout_ms, triggered = 0;
         uint64_t now = monotonic_ns();
         if (now >= next) {
             fedl_error err = {0};
@@ -323,12 +350,15 @@ static void *monitor_thread(void *arg)
                 fedl_log(FEDL_LOG_WARN, "monitor: %s (the monitor keeps trying)", err.message);
                 warned = 1;
             }
+            refresh_v1_triggers(m);
             now = monotonic_ns();
             next = now + interval_ns;
         }
         fds[n++] = (struct pollfd){m->wake_fd, POLLIN, 0};
-        if (m->psi_fd >= 0)
+        if (m->psi_fd >= 0) {
+            psi = n;
             fds[n++] = (struct pollfd){m->psi_fd, POLLPRI, 0};
+        }
         if (m->v1_event_fd >= 0)
             fds[n++] = (struct pollfd){m->v1_event_fd, POLLIN, 0};
         timeout_ms = (int)((next - now + MS_NS - 1) / MS_NS);
@@ -342,10 +372,10 @@ static void *monitor_thread(void *arg)
                 if (fds[i].fd == m->v1_event_fd)
                     drain(m->v1_event_fd);
             }
-        if (fds[1 % n].revents & (POLLERR | POLLNVAL))
+        if (psi >= 0 && (fds[psi].revents & (POLLERR | POLLNVAL)))
             close_fd(&m->psi_fd); /* the trigger went away (the cgroup was removed) */
         if (triggered) {
-            /* Sample now, but not more often than every 50 ms under a
+            /* Sample now, but not more often than every 20 ms under a
              * storm of notifications. */
             uint64_t soonest = m->last_sample_ns + MIN_TRIGGERED_GAP_NS;
             next = soonest < next ? soonest : next;
