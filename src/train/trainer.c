@@ -436,7 +436,7 @@ fedl_status fedl_trainer_step(fedl_trainer *t, int *epoch_done, fedl_error *err)
 
 int fedl_trainer_micro_batch(const fedl_trainer *t)
 {
-    return t->micro;
+    return t->released ? t->released_micro : t->micro; /* released: the one taken back */
 }
 
 const fedl_arena *fedl_trainer_arena(const fedl_trainer *t)
