@@ -11,6 +11,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_ckpt(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_simulate(int argc, char **argv);
 int cmd_supervise(int argc, char **argv);
 
 /* Peak resident set size of this process in bytes (getrusage). */

@@ -20,6 +20,7 @@ static void print_help(void)
            "  data      manifests of data directories, IDX to CSV, CSV summaries\n"
            "            (manifest, verify, convert, inspect)\n"
            "  plan      the memory plan of a training run and the micro-batch a budget allows\n"
+           "  simulate  federated learning in one process: N clients, a coordinator, rounds\n"
            "  supervise run a command (fedl train) under watch: pause it under pressure,\n"
            "            restart it after crashes, speak systemd's notify protocol\n\n"
            "Run 'fedl <command> --help' for the options of a command.\n"
@@ -140,6 +141,8 @@ int main(int argc, char **argv)
         return cmd_data(argc, argv);
     if (strcmp(argv[1], "plan") == 0)
         return cmd_plan(argc, argv);
+    if (strcmp(argv[1], "simulate") == 0)
+        return cmd_simulate(argc, argv);
     if (strcmp(argv[1], "supervise") == 0)
         return cmd_supervise(argc, argv);
     fprintf(stderr, "fedl: unknown command '%s' (see 'fedl --help')\n", argv[1]);

@@ -13,6 +13,10 @@
  *
  * The batcher visits a dataset in an order shuffled per epoch from
  * (seed, epoch) alone, so any position of any epoch can be recomputed.
+ *
+ * For federated simulation a dataset is partitioned among clients (iid,
+ * Dirichlet or shards, from a seed), and each client trains on a
+ * zero-copy subset view of it.
  */
 #ifndef FEDL_DATA_H
 #define FEDL_DATA_H
@@ -184,6 +188,91 @@ fedl_status fedl_batcher_read(fedl_batcher *b, size_t max, float *x, int32_t *la
  * stream (seed, 0x5348554646ULL + epoch)); identical on every platform.
  * n must be at most UINT32_MAX (larger n leaves order untouched). */
 void fedl_shuffle_order(uint64_t seed, uint64_t epoch, uint32_t *order, size_t n);
+
+/* -------------------------------------------------------------- partitioning */
+
+/* How one data set is split among the clients of a federated simulation.
+ *
+ *   iid           a seeded shuffle of all samples dealt into equal parts
+ *                 (sizes differ by at most 1)
+ *   dirichlet:a   label skew (Hsu et al. 2019, as FedML and Flower's
+ *                 DirichletPartitioner do): for each class, proportions
+ *                 p ~ Dir(a) over the clients cut that class's shuffled
+ *                 samples; small a (0.1) gives each client a few classes,
+ *                 large a (100) nearly the global mix. a in [1e-4, 1e6]
+ *                 (FEDL_PARTITION_ALPHA_MIN, _MAX).
+ *   shards:k      pathological skew (McMahan et al. 2017): the samples
+ *                 sorted by label (stably) are cut into clients * k shards of
+ *                 equal size (within 1), each client gets k of them chosen by
+ *                 a seeded permutation
+ *
+ * dirichlet and shards need class labels; a regression data set (targets >
+ * 0) can only be split iid. */
+typedef enum fedl_partition_kind {
+    FEDL_PARTITION_IID,
+    FEDL_PARTITION_DIRICHLET,
+    FEDL_PARTITION_SHARDS
+} fedl_partition_kind;
+
+#define FEDL_PARTITION_ALPHA_MIN 1e-4 /* smallest Dirichlet concentration accepted */
+#define FEDL_PARTITION_ALPHA_MAX 1e6  /* largest */
+
+typedef struct fedl_partition_spec {
+    fedl_partition_kind kind;
+    double alpha; /* FEDL_PARTITION_DIRICHLET: concentration, in [1e-4, 1e6] */
+    int shards;   /* FEDL_PARTITION_SHARDS: shards per client, > 0 */
+} fedl_partition_spec;
+
+/* Parse "iid", "dirichlet:0.3" (alpha a plain decimal: digits with an
+ * optional fraction, no sign or exponent, at most 15 significant digits, so
+ * it converts exactly the same everywhere and in any locale) or "shards:2".
+ * A bad text is FEDL_ERR_INVALID_ARG naming the text and the character
+ * (1-based) where it went wrong. */
+fedl_status fedl_partition_parse(const char *text, fedl_partition_spec *out, fedl_error *err);
+
+/* Which samples each client owns. */
+typedef struct fedl_partition {
+    int clients;
+    size_t *offsets;   /* (clients + 1): client c owns indices[offsets[c] .. offsets[c + 1]) */
+    uint32_t *indices; /* (total samples) each client's sample indices, increasing */
+    fedl_allocator *alloc;
+} fedl_partition;
+
+/* Split ds (in memory or read from a source) among clients, deterministic
+ * from seed: the same (ds, clients, spec, seed) gives the same partition.
+ * Every sample goes to exactly one client and every client gets at least one
+ * sample (dirichlet redraws with the next RNG stream up to 10 times, then
+ * moves single samples from the largest client to the empty ones; see
+ * partition.c). Labels are read through fedl_dataset_read, in chunks, when
+ * ds is not in memory; a stream (a source that reads in its own order)
+ * cannot be split by label. clients < 1, more clients than samples, a bad
+ * spec, shards:k with fewer than clients * k samples, or a label split of a
+ * regression set are FEDL_ERR_INVALID_ARG. *out is zeroed on failure and
+ * nothing stays allocated (alloc NULL = the default allocator). */
+fedl_status fedl_partition_make(const fedl_dataset *ds, int clients,
+                                const fedl_partition_spec *spec, uint64_t seed,
+                                fedl_allocator *alloc, fedl_partition *out, fedl_error *err);
+/* Free the arrays and zero p. */
+void fedl_partition_free(fedl_partition *p);
+
+/* A data set that is samples indices[0..n) of ds, read through ds: nothing
+ * is copied but the index list (held_bytes = n * 4). Sample i of the view is
+ * sample indices[i] of ds; count = n; shape, classes, targets, scale and
+ * shift are ds's. ds must outlive the view (fedl_dataset_free the view
+ * first). Reads are mapped through the list in chunks of up to 1024 samples
+ * (on the stack: a step allocates nothing) and prefetch hints are passed on.
+ * A stream cannot be viewed (it ignores the indices asked of it):
+ * FEDL_ERR_UNSUPPORTED. The view's source identity is the SHA-256 of ds's
+ * identity and the indices, or for ds in memory of the indices and the
+ * viewed samples' bytes and labels. n == 0 or an index >= ds->count is
+ * FEDL_ERR_INVALID_ARG. */
+fedl_status fedl_dataset_subset(const fedl_dataset *ds, const uint32_t *indices, size_t n,
+                                fedl_allocator *alloc, fedl_dataset *out, fedl_error *err);
+/* Client c's part of p (made from ds) as such a view: the same as
+ * fedl_dataset_subset of indices[offsets[c] .. offsets[c + 1]). c outside
+ * [0, clients) is FEDL_ERR_INVALID_ARG. */
+fedl_status fedl_partition_subset(const fedl_dataset *ds, const fedl_partition *p, int c,
+                                  fedl_allocator *alloc, fedl_dataset *out, fedl_error *err);
 
 #ifdef __cplusplus
 }

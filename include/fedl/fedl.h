@@ -10,5 +10,6 @@
 #include "fedl/ckpt.h"
 #include "fedl/monitor.h"
 #include "fedl/train.h"
+#include "fedl/fl.h"
 
 #endif

@@ -43,6 +43,13 @@ typedef struct fedl_train_config {
     fedl_optim_config optim; /* default SGD, no momentum */
     fedl_lr_schedule lr;     /* in optimiser steps; default constant 0.01 */
     fedl_loss_kind loss;     /* default cross-entropy; MSE for regression data */
+    /* FedProx (Li et al., 2020): with mu > 0 every step adds mu (w - ref)
+     * to the gradients, the gradient of (mu / 2) |w - ref|^2, which keeps
+     * local training near ref (the round's global weights, param_count
+     * floats, owned by the caller and alive while the trainer is). The
+     * reported loss is the data loss alone. Default 0: off. */
+    float proximal_mu;
+    const float *proximal_ref;
 } fedl_train_config;
 
 /* Defaults listed above. */

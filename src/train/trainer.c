@@ -209,6 +209,8 @@ static void write_config(text_sink *sink, const fedl_model *model, const fedl_da
     sink_printf(sink, "data_shape=%dx%dx%d\n", (int)data->shape.c, (int)data->shape.h,
                 (int)data->shape.w);
     sink_printf(sink, "data_classes=%d\n", data->classes);
+    if (c->proximal_mu > 0.0f) /* (absent when off, as before FedProx existed) */
+        sink_printf(sink, "proximal_mu=%.9g\n", (double)c->proximal_mu);
     if (c->loss == FEDL_LOSS_MSE) /* (absent for cross-entropy, as before it existed) */
         sink_printf(sink, "loss=mse\ndata_targets=%d\n", data->targets);
     sink_printf(sink, "data_scale=%.9g\n", (double)data->scale);
@@ -273,6 +275,11 @@ fedl_status fedl_trainer_create(fedl_model *model, const fedl_dataset *train,
     fedl_status st;
     fedl_shape in = fedl_model_input_shape(model), outs = fedl_model_output_shape(model);
     *out = NULL;
+    if (config->proximal_mu < 0.0f || (config->proximal_mu > 0.0f && config->proximal_ref == NULL))
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "trainer: proximal mu %g needs reference weights (and is not "
+                              "negative)",
+                              (double)config->proximal_mu);
     if (config->batch <= 0 || config->micro_batch < 0)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                               "trainer: batch %d must be positive, micro-batch %d not negative",
@@ -390,6 +397,19 @@ static fedl_status apply_requested_budget(fedl_trainer *t, fedl_error *err)
     return fedl_trainer_set_micro_batch(t, plan.micro_batch, err);
 }
 
+/* FedProx: grads += mu (w - ref). */
+static void add_proximal_term(fedl_trainer *t)
+{
+    const float mu = t->config.proximal_mu, *ref = t->config.proximal_ref;
+    const float *w = fedl_model_params(t->model);
+    float *g = fedl_model_grads(t->model);
+    size_t n = fedl_model_param_count(t->model);
+    if (!(mu > 0.0f) || ref == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        g[i] += mu * (w[i] - ref[i]);
+}
+
 fedl_status fedl_trainer_step(fedl_trainer *t, int *epoch_done, fedl_error *err)
 {
     double loss_sum = 0.0;
@@ -417,6 +437,7 @@ fedl_status fedl_trainer_step(fedl_trainer *t, int *epoch_done, fedl_error *err)
         st = micro_step(t, first, n - first < micro ? n - first : micro, n, &loss_sum, err);
     if (st != FEDL_OK)
         return st;
+    add_proximal_term(t);
     lr = fedl_lr_at(&t->config.lr, t->stats.global_step);
     fedl_optim_step(t->optim, fedl_model_params(t->model), fedl_model_grads(t->model), lr);
 

@@ -1,0 +1,565 @@
+/*
+ * cmd_simulate.c - `fedl simulate`: a federated run inside one process.
+ * The data set is partitioned among N simulated clients; the coordinator
+ * and client state machines of fedl/fl.h run unchanged over an in-memory
+ * transport on a virtual clock; the clients of a round train on a bounded
+ * pool of worker threads, each worker holding one model and one training
+ * session at a time, so that only active clients hold training memory.
+ * Dropouts and stragglers are drawn from the seed. Updates reach the
+ * coordinator in selection order whatever the number of workers, so the
+ * same seed gives the same global model bit for bit.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "commands.h"
+#include "fedl/fedl.h"
+
+typedef struct simulate_options {
+    const char *model, *data, *partition, *strategy, *metrics, *out, *late;
+    int clients, rounds, local_epochs, batch, workers, min_clients, max_clients, train_limit,
+        test_limit, quiet, retries, send_weights;
+    const char *update;
+    float fraction, lr, momentum, mu, drop, slow, quorum, server_lr;
+    uint64_t seed, timeout_ms;
+} simulate_options;
+
+static const char simulate_usage[] =
+    "Federated learning in one process: --clients simulated devices each train on\n"
+    "their own part of --data (an MNIST-layout IDX directory), split by --partition\n"
+    "(iid, dirichlet:ALPHA or shards:K), and a coordinator combines their updates\n"
+    "with --strategy each round. --drop and --slow make that share of the selected\n"
+    "clients vanish or answer after the round's deadline (seeded). Prints a table\n"
+    "row per round; --metrics writes them as JSON lines; --out saves the model.\n"
+    "Example:\n"
+    "  fedl simulate --clients 10 --rounds 5 --model lenet5 \\\n"
+    "      --data /usr/share/datasets/fashion-mnist --partition dirichlet:0.3\n";
+
+/* ------------------------------------------------------------ the clients */
+
+typedef struct sim_job {
+    int client; /* index into the partition */
+    uint64_t round;
+    int slow; /* answers after the deadline */
+    /* results */
+    fedl_status status;
+    fedl_error err;
+    float *delta; /* (params) owned by the job while it waits to be fed */
+    fedl_update update;
+} sim_job;
+
+typedef struct simulation {
+    const simulate_options *o;
+    fedl_dataset train, test;
+    fedl_partition partition;
+    fedl_dataset *views; /* (clients) */
+    char (*ids)[FEDL_CLIENT_ID_MAX];
+    size_t params;
+    fedl_coordinator *coordinator;
+    fedl_task task; /* the round's task, copied from SEND_TASK */
+    fedl_model *eval_model;
+    FILE *metrics;
+    uint64_t now_ms, timer_ms;
+    int finished, failed;
+    uint64_t start_ns;
+    /* jobs: those of the tasks just sent, and those being played (the
+     * next round's tasks arrive while a round's last updates are fed) */
+    sim_job *jobs, *playing;
+    int job_count, job_capacity, playing_capacity;
+    /* worker pool: a model and an allocator each (the default allocator's
+     * counters are not thread-safe) */
+    fedl_model **models;        /* (workers) */
+    fedl_allocator *allocators; /* (workers) */
+    int workers;
+} simulation;
+
+/* Local training of one job on worker w: the task's weights into the
+ * worker's model, a training session on the client's data, the update. */
+static void run_job(simulation *s, int w, sim_job *job)
+{
+    const simulate_options *o = s->o;
+    fedl_model *model = s->models[w];
+    fedl_train_config config = fedl_train_config_defaults();
+    fedl_trainer *trainer = NULL;
+    fedl_client *client = NULL;
+    fedl_train_stats stats;
+    fedl_error *err = &job->err;
+    int done;
+    fedl_allocator *alloc = &s->allocators[w];
+    job->status = fedl_client_create(s->ids[job->client], s->params, alloc, &client, err);
+    if (job->status == FEDL_OK)
+        fedl_client_send_weights(client, o->send_weights);
+    if (job->status == FEDL_OK)
+        job->status = fedl_client_accept_task(client, &s->task, err);
+    if (job->status != FEDL_OK)
+        goto out;
+    memcpy(fedl_model_params(model), s->task.weights, s->params * sizeof(float));
+    config.batch = s->task.config.batch;
+    config.epochs = s->task.config.local_epochs;
+    /* Round 1's client 0 shuffles as `fedl train --seed` would. */
+    config.seed = o->seed + (job->round - 1) * 1000003u + (uint64_t)job->client;
+    config.optim.momentum = s->task.config.momentum;
+    config.lr.base_lr = s->task.config.lr;
+    config.proximal_mu = s->task.config.proximal_mu;
+    config.proximal_ref = s->task.weights; /* unchanged until the round closes */
+    job->status = fedl_trainer_create(model, &s->views[job->client], &config, alloc, &trainer, err);
+    for (int e = 0; job->status == FEDL_OK && e < config.epochs; e++) {
+        done = 0;
+        while (job->status == FEDL_OK && !done)
+            job->status = fedl_trainer_step(trainer, &done, err);
+    }
+    if (job->status != FEDL_OK)
+        goto out;
+    stats = fedl_trainer_stats(trainer);
+    {
+        fedl_telemetry t = {0, 0.0, s->views[job->client].count, 0};
+        fedl_update u;
+        job->status =
+            fedl_client_make_update(client, fedl_model_params(model), stats.samples_seen,
+                                    stats.loss_sum / (double)stats.epoch_seen, &t, &u, err);
+        if (job->status == FEDL_OK) {
+            memcpy(job->delta, u.values, s->params * sizeof(float));
+            job->update = u;
+            job->update.values = job->delta;
+        }
+    }
+out:
+    fedl_trainer_destroy(trainer);
+    fedl_client_destroy(client);
+}
+
+typedef struct worker_arg {
+    simulation *s;
+    int w;
+    sim_job *first;
+    int count, stride;
+} worker_arg;
+
+static void *worker_main(void *arg)
+{
+    worker_arg *a = arg;
+    for (int i = a->w; i < a->count; i += a->stride)
+        run_job(a->s, a->w, &a->first[i]);
+    return NULL;
+}
+
+/* Run jobs [0, n) on the pool; the calling thread is worker 0. */
+static void run_jobs(simulation *s, sim_job *jobs, int n)
+{
+    pthread_t threads[64];
+    worker_arg args[64];
+    int started = 0, workers = s->workers < n ? s->workers : n;
+    for (int w = 0; w < workers; w++)
+        args[w] = (worker_arg){s, w, jobs, n, workers};
+    for (int w = 1; w < workers; w++)
+        if (pthread_create(&threads[w], NULL, worker_main, &args[w]) == 0)
+            started = w;
+        else
+            break;
+    if (started < workers - 1) /* a thread could not start: the caller does all */
+        for (int w = started + 1; w < workers; w++)
+            for (int i = w; i < n; i += workers)
+                run_job(s, 0, &jobs[i]);
+    worker_main(&args[0]);
+    for (int w = 1; w <= started; w++)
+        pthread_join(threads[w], NULL);
+}
+
+/* ------------------------------------------------------------- the loop */
+
+static int handle_actions(simulation *s);
+
+/* A draw in [0, 1) from (seed, round, client, what). */
+static double draw(uint64_t seed, uint64_t round, int client, int what)
+{
+    fedl_rng rng;
+    fedl_rng_init(&rng, seed ^ 0x5eed5eed5eedull,
+                  (round << 24) ^ ((uint64_t)client << 2) ^ (uint64_t)what);
+    return (double)fedl_rng_uniform(&rng);
+}
+
+static int add_job(simulation *s, const char *client_id)
+{
+    int client = atoi(client_id + 7); /* "client-NNNN" */
+    sim_job *job;
+    if (s->job_count == s->job_capacity) {
+        int grown = s->job_capacity ? s->job_capacity * 2 : 16;
+        sim_job *jobs = realloc(s->jobs, (size_t)grown * sizeof *jobs);
+        if (jobs == NULL)
+            return -1;
+        memset(jobs + s->job_capacity, 0, (size_t)(grown - s->job_capacity) * sizeof *jobs);
+        s->jobs = jobs;
+        s->job_capacity = grown;
+    }
+    job = &s->jobs[s->job_count];
+    if (job->delta == NULL) {
+        job->delta = malloc(s->params * sizeof(float));
+        if (job->delta == NULL)
+            return -1;
+    }
+    job->client = client;
+    job->round = s->task.round;
+    job->slow = draw(s->o->seed, job->round, client, 1) < s->o->slow;
+    if (draw(s->o->seed, job->round, client, 0) < s->o->drop)
+        return 0; /* this client vanishes: no job */
+    s->job_count++;
+    return 0;
+}
+
+static int feed(simulation *s, sim_job *job)
+{
+    fedl_error err = {0};
+    if (job->status != FEDL_OK) {
+        fprintf(stderr, "fedl simulate: %s: %s (no update sent)\n", s->ids[job->client],
+                job->err.message);
+        return 0;
+    }
+    s->now_ms++;
+    if (fedl_coordinator_update(s->coordinator, &job->update, s->now_ms, &err) != FEDL_OK) {
+        fprintf(stderr, "fedl simulate: coordinator: %s\n", err.message);
+        return 1;
+    }
+    return handle_actions(s);
+}
+
+/* The round's tasks went out: train, deliver the punctual updates in
+ * selection order, let the deadline pass, deliver the stragglers. */
+static int play_round(simulation *s)
+{
+    int n = s->job_count, rc = 0, capacity = s->job_capacity;
+    uint64_t round = s->task.round;
+    fedl_error err = {0};
+    sim_job *jobs = s->jobs;
+    /* the jobs to play; new tasks fill the other array */
+    s->jobs = s->playing;
+    s->job_capacity = s->playing_capacity;
+    s->playing = jobs;
+    s->playing_capacity = capacity;
+    s->job_count = 0;
+    run_jobs(s, jobs, n);
+    for (int i = 0; i < n && rc == 0 && !s->finished && !s->failed; i++)
+        if (!jobs[i].slow)
+            rc = feed(s, &jobs[i]);
+    if (rc == 0 && !s->finished && !s->failed && fedl_coordinator_round_open(s->coordinator) &&
+        s->task.round == round) {
+        s->now_ms = s->timer_ms;
+        if (fedl_coordinator_timer(s->coordinator, s->now_ms, &err) != FEDL_OK)
+            return fprintf(stderr, "fedl simulate: %s\n", err.message), 1;
+        rc = handle_actions(s);
+    }
+    for (int i = 0; i < n && rc == 0 && !s->finished && !s->failed; i++)
+        if (jobs[i].slow)
+            rc = feed(s, &jobs[i]);
+    return rc;
+}
+
+static void report_round(simulation *s, const fedl_round_metrics *m)
+{
+    fedl_eval_result r;
+    fedl_error err = {0};
+    double seconds = (double)(fedl_time_ns() - s->start_ns) / 1e9;
+    memcpy(fedl_model_params(s->eval_model), fedl_coordinator_weights(s->coordinator, NULL),
+           s->params * sizeof(float));
+    if (fedl_evaluate(s->eval_model, &s->test, 256, NULL, &r, NULL, &err) != FEDL_OK) {
+        fprintf(stderr, "fedl simulate: evaluation: %s\n", err.message);
+        memset(&r, 0, sizeof r);
+    }
+    if (!s->o->quiet)
+        printf("%5llu  %8d %9d %7d %8d %11.4f %9.4f %9.4f %8.1f\n", (unsigned long long)m->round,
+               m->selected, m->completed, m->dropped, m->rejected, m->train_loss,
+               r.samples ? r.loss_sum / (double)r.samples : 0.0, r.accuracy, seconds);
+    fflush(stdout);
+    if (s->metrics != NULL) {
+        fprintf(s->metrics,
+                "{\"round\":%llu,\"attempts\":%d,\"selected\":%d,\"completed\":%d,\"dropped\":%d,"
+                "\"rejected\":%d,\"late_folded\":%d,\"samples\":%llu,\"train_loss\":%.6f,"
+                "\"test_loss\":%.6f,\"test_accuracy\":%.6f,\"bytes_out\":%llu,\"bytes_in\":%llu,"
+                "\"closed_by_deadline\":%s,\"seconds\":%.3f}\n",
+                (unsigned long long)m->round, m->attempts, m->selected, m->completed, m->dropped,
+                m->rejected, m->late_folded, (unsigned long long)m->samples, m->train_loss,
+                r.samples ? r.loss_sum / (double)r.samples : 0.0, r.accuracy,
+                (unsigned long long)m->bytes_out, (unsigned long long)m->bytes_in,
+                m->closed_by_deadline ? "true" : "false", seconds);
+        fflush(s->metrics);
+    }
+}
+
+/* Carry out the coordinator's actions; tasks become jobs for play_round. */
+static int handle_actions(simulation *s)
+{
+    const fedl_fl_action *a;
+    size_t n = fedl_coordinator_actions(s->coordinator, &a);
+    for (size_t i = 0; i < n; i++) {
+        switch (a[i].kind) {
+        case FEDL_FL_SEND_TASK:
+            s->task = *a[i].task;
+            if (add_job(s, a[i].client_id) != 0)
+                return fprintf(stderr, "fedl simulate: out of memory\n"), 1;
+            break;
+        case FEDL_FL_SET_TIMER:
+            s->timer_ms = a[i].time_ms;
+            break;
+        case FEDL_FL_ROUND_DONE:
+            report_round(s, a[i].metrics);
+            break;
+        case FEDL_FL_REJECT:
+            fedl_log(FEDL_LOG_INFO, "update of %s refused: %s", a[i].client_id, a[i].reason);
+            break;
+        case FEDL_FL_PERSIST:
+            break;
+        case FEDL_FL_FINISHED:
+            s->finished = 1;
+            break;
+        case FEDL_FL_FAILED:
+            fprintf(stderr, "fedl simulate: the run failed: %s\n", a[i].reason);
+            s->failed = 1;
+            break;
+        }
+    }
+    return 0;
+}
+
+static int run(simulation *s)
+{
+    fedl_error err = {0};
+    int rc = 0;
+    if (fedl_coordinator_start(s->coordinator, s->now_ms, &err) != FEDL_OK)
+        return fprintf(stderr, "fedl simulate: %s\n", err.message), 1;
+    rc = handle_actions(s);
+    while (rc == 0 && !s->finished && !s->failed) {
+        if (s->job_count > 0) {
+            rc = play_round(s);
+            continue;
+        }
+        /* nothing to train: let the timer fire (a round waiting or open) */
+        s->now_ms = s->timer_ms > s->now_ms ? s->timer_ms : s->now_ms + 1;
+        if (fedl_coordinator_timer(s->coordinator, s->now_ms, &err) != FEDL_OK)
+            return fprintf(stderr, "fedl simulate: %s\n", err.message), 1;
+        rc = handle_actions(s);
+    }
+    return rc != 0 || s->failed;
+}
+
+/* -------------------------------------------------------------- setup */
+
+static int setup(simulation *s, const simulate_options *o)
+{
+    fedl_partition_spec spec;
+    fedl_coordinator_config c = fedl_coordinator_defaults();
+    fedl_strategy_kind kind;
+    fedl_model *global = NULL;
+    fedl_error err = {0};
+    if (fedl_partition_parse(o->partition, &spec, &err) != FEDL_OK ||
+        fedl_strategy_parse(o->strategy, &kind, &err) != FEDL_OK)
+        return fprintf(stderr, "fedl simulate: %s\n", err.message), 2;
+    if (fedl_dataset_load_mnist_dir(o->data, FEDL_SPLIT_TRAIN, NULL, &s->train, &err) != FEDL_OK ||
+        fedl_dataset_load_mnist_dir(o->data, FEDL_SPLIT_TEST, NULL, &s->test, &err) != FEDL_OK)
+        return fprintf(stderr, "fedl simulate: --data %s: %s\n", o->data, err.message), 1;
+    if (o->train_limit > 0 && (size_t)o->train_limit < s->train.count)
+        fedl_dataset_truncate(&s->train, (size_t)o->train_limit);
+    if (o->test_limit > 0 && (size_t)o->test_limit < s->test.count)
+        fedl_dataset_truncate(&s->test, (size_t)o->test_limit);
+    if (fedl_partition_make(&s->train, o->clients, &spec, o->seed, NULL, &s->partition, &err) !=
+        FEDL_OK)
+        return fprintf(stderr, "fedl simulate: --partition %s: %s\n", o->partition, err.message), 1;
+    s->views = calloc((size_t)o->clients, sizeof *s->views);
+    s->ids = calloc((size_t)o->clients, sizeof *s->ids);
+    s->models = calloc((size_t)s->workers, sizeof *s->models);
+    s->allocators = calloc((size_t)s->workers, sizeof *s->allocators);
+    if (s->views == NULL || s->ids == NULL || s->models == NULL || s->allocators == NULL)
+        return fprintf(stderr, "fedl simulate: out of memory\n"), 1;
+    for (int w = 0; w < s->workers; w++)
+        fedl_allocator_init(&s->allocators[w], fedl_alloc_malloc, NULL);
+    for (int i = 0; i < o->clients; i++) {
+        snprintf(s->ids[i], sizeof s->ids[i], "client-%04d", i);
+        if (fedl_partition_subset(&s->train, &s->partition, i, NULL, &s->views[i], &err) != FEDL_OK)
+            return fprintf(stderr, "fedl simulate: client %d: %s\n", i, err.message), 1;
+    }
+    if (fedl_model_create(o->model, s->train.shape, o->seed, NULL, &global, &err) != FEDL_OK)
+        return fprintf(stderr, "fedl simulate: --model: %s\n", err.message), 2;
+    s->params = fedl_model_param_count(global);
+    for (int w = 0; w < s->workers; w++)
+        if (fedl_model_create(o->model, s->train.shape, o->seed, &s->allocators[w], &s->models[w],
+                              &err) != FEDL_OK) {
+            fedl_model_destroy(global);
+            return fprintf(stderr, "fedl simulate: model: %s\n", err.message), 1;
+        }
+    c.rounds = o->rounds;
+    c.fraction = o->fraction;
+    c.min_clients = o->min_clients > 0 ? o->min_clients : (o->clients < 2 ? 1 : 2);
+    c.max_clients = o->max_clients;
+    c.quorum = o->quorum;
+    c.round_timeout_ms = o->timeout_ms;
+    c.max_retries = o->retries;
+    c.seed = o->seed;
+    c.late = strcmp(o->late, "fold") == 0 ? FEDL_LATE_FOLD : FEDL_LATE_REJECT;
+    c.task.local_epochs = o->local_epochs;
+    c.task.batch = o->batch;
+    c.task.lr = o->lr;
+    c.task.momentum = o->momentum;
+    c.task.proximal_mu = o->mu;
+    c.strategy = fedl_strategy_defaults(kind);
+    if (o->server_lr > 0.0f)
+        c.strategy.server_lr = o->server_lr;
+    s->eval_model = global;
+    if (fedl_coordinator_create(&c, fedl_model_params(global), s->params, NULL, &s->coordinator,
+                                &err) != FEDL_OK)
+        return fprintf(stderr, "fedl simulate: %s\n", err.message), 2;
+    for (int i = 0; i < o->clients; i++) {
+        fedl_telemetry t = {0, 0.0, s->views[i].count, 0};
+        if (fedl_coordinator_register(s->coordinator, s->ids[i], &t, 0, &err) != FEDL_OK)
+            return fprintf(stderr, "fedl simulate: %s\n", err.message), 1;
+    }
+    return 0;
+}
+
+static void teardown(simulation *s)
+{
+    for (int i = 0; s->views != NULL && i < s->o->clients; i++)
+        fedl_dataset_free(&s->views[i]);
+    for (int w = 0; s->models != NULL && w < s->workers; w++)
+        fedl_model_destroy(s->models[w]);
+    for (int i = 0; i < s->job_capacity; i++)
+        free(s->jobs[i].delta);
+    for (int i = 0; i < s->playing_capacity; i++)
+        free(s->playing[i].delta);
+    free(s->jobs);
+    free(s->playing);
+    free(s->allocators);
+    free(s->views);
+    free(s->ids);
+    free(s->models);
+    fedl_model_destroy(s->eval_model);
+    fedl_coordinator_destroy(s->coordinator);
+    fedl_partition_free(&s->partition);
+    fedl_dataset_free(&s->train);
+    fedl_dataset_free(&s->test);
+    if (s->metrics != NULL)
+        fclose(s->metrics);
+}
+
+int cmd_simulate(int argc, char **argv)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    simulate_options o = {.model = "lenet5",
+                          .partition = "iid",
+                          .strategy = "fedavg",
+                          .late = "reject",
+                          .clients = 10,
+                          .rounds = 5,
+                          .local_epochs = 1,
+                          .batch = 32,
+                          .workers = cpus > 0 ? (int)(cpus < 64 ? cpus : 64) : 1,
+                          .fraction = 1.0f,
+                          .lr = 0.05f,
+                          .quorum = 1.0f,
+                          .retries = 3,
+                          .seed = 1,
+                          .timeout_ms = 60000};
+    const cli_option options[] = {
+        {"clients", CLI_INT, &o.clients, "N", "simulated clients [10]", 1, 1000000},
+        {"rounds", CLI_INT, &o.rounds, "N", "federated rounds [5]", 1, 1000000},
+        {"model", CLI_STRING, &o.model, "NAME|SPEC", "preset (lenet5, mlp) or spec [lenet5]", 0, 0},
+        {"data", CLI_STRING, &o.data, "DIR", "MNIST-layout IDX directory, required", 0, 0},
+        {"partition", CLI_STRING, &o.partition, "HOW", "iid, dirichlet:ALPHA or shards:K [iid]", 0,
+         0},
+        {"fraction", CLI_FLOAT, &o.fraction, "F", "share of the clients selected a round [1]",
+         0.000001, 1},
+        {"min-clients", CLI_INT, &o.min_clients, "N", "fewest clients a round needs [2]", 1,
+         1000000},
+        {"max-clients", CLI_INT, &o.max_clients, "N", "most clients a round takes [no cap]", 1,
+         1000000},
+        {"quorum", CLI_FLOAT, &o.quorum, "F", "share of the selected that closes a round [1]",
+         0.000001, 1},
+        {"local-epochs", CLI_INT, &o.local_epochs, "N", "epochs of local training [1]", 1, 10000},
+        {"batch", CLI_INT, &o.batch, "N", "local batch [32]", 1, 1 << 20},
+        {"lr", CLI_FLOAT, &o.lr, "F", "local learning rate [0.05]", 0, 1e6},
+        {"momentum", CLI_FLOAT, &o.momentum, "F", "local SGD momentum [0]", 0, 0.999999},
+        {"mu", CLI_FLOAT, &o.mu, "F", "FedProx proximal term (sent with tasks) [0]", 0, 1e6},
+        {"strategy", CLI_STRING, &o.strategy, "NAME",
+         "fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi, median, trimmed-mean, krum, "
+         "multi-krum [fedavg]",
+         0, 0},
+        {"server-lr", CLI_FLOAT, &o.server_lr, "F", "server learning rate [the strategy's]", 0,
+         1e6},
+        {"drop", CLI_FLOAT, &o.drop, "P", "share of selected clients that never answer [0]", 0, 1},
+        {"slow", CLI_FLOAT, &o.slow, "P", "share that answer after the deadline [0]", 0, 1},
+        {"late", CLI_STRING, &o.late, "HOW", "late updates: reject or fold [reject]", 0, 0},
+        {"update", CLI_STRING, &o.update, "WHAT",
+         "clients send their delta or their weights (exact) [delta]", 0, 0},
+        {"timeout-ms", CLI_U64, &o.timeout_ms, "MS", "round deadline, virtual time [60000]", 1, 0},
+        {"retries", CLI_INT, &o.retries, "N", "attempts of a round with too few updates [3]", 0,
+         1000},
+        {"workers", CLI_INT, &o.workers, "N", "training threads [CPUs]", 1, 64},
+        {"seed", CLI_U64, &o.seed, "N", "weights, partition, selection, dropouts [1]", 0, 0},
+        {"train-limit", CLI_INT, &o.train_limit, "N", "use the first N training samples", 1,
+         2147483647},
+        {"test-limit", CLI_INT, &o.test_limit, "N", "use the first N test samples", 1, 2147483647},
+        {"metrics", CLI_STRING, &o.metrics, "FILE", "per-round metrics as JSON lines", 0, 0},
+        {"out", CLI_STRING, &o.out, "FILE", "write the final global model here", 0, 0},
+        {"quiet", CLI_FLAG, &o.quiet, NULL, "no table", 0, 0},
+        {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0}};
+    simulation s;
+    fedl_error err = {0};
+    int rc = cli_parse("simulate", simulate_usage, options, argc, argv, 2);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    if (o.data == NULL) {
+        fprintf(stderr, "fedl simulate: --data DIR is required (see 'fedl simulate --help')\n");
+        return 2;
+    }
+    if (o.update != NULL && strcmp(o.update, "delta") != 0 && strcmp(o.update, "weights") != 0) {
+        fprintf(stderr, "fedl simulate: --update: 'delta' or 'weights' (got '%s')\n", o.update);
+        return 2;
+    }
+    o.send_weights = o.update != NULL && strcmp(o.update, "weights") == 0;
+    if (strcmp(o.late, "reject") != 0 && strcmp(o.late, "fold") != 0) {
+        fprintf(stderr, "fedl simulate: --late: 'reject' or 'fold' (got '%s')\n", o.late);
+        return 2;
+    }
+    memset(&s, 0, sizeof s);
+    s.o = &o;
+    s.workers = o.workers;
+    s.start_ns = fedl_time_ns();
+    /* The workers are the parallelism; and the BLAS's thread count changes
+     * low bits, so it is 1 whatever --workers is: the same seed gives the
+     * same model with any number of workers. */
+    fedl_blas_threads(1);
+    rc = setup(&s, &o);
+    if (rc == 0 && o.metrics != NULL && (s.metrics = fopen(o.metrics, "w")) == NULL) {
+        fprintf(stderr, "fedl simulate: --metrics %s: cannot open\n", o.metrics);
+        rc = 1;
+    }
+    if (rc == 0) {
+        printf("simulate: %d clients (%s), %s, %d rounds, fraction %g, %zu parameters, %d "
+               "workers, seed %llu\n",
+               o.clients, o.partition, o.strategy, o.rounds, (double)o.fraction, s.params,
+               s.workers, (unsigned long long)o.seed);
+        if (!o.quiet)
+            printf("round  selected completed dropped rejected  train-loss test-loss  test-acc "
+                   "   time s\n");
+        fflush(stdout);
+        rc = run(&s);
+    }
+    if (rc == 0 && o.out != NULL) {
+        memcpy(fedl_model_params(s.eval_model), fedl_coordinator_weights(s.coordinator, NULL),
+               s.params * sizeof(float));
+        if (fedl_model_save(s.eval_model, o.out, &err) != FEDL_OK) {
+            fprintf(stderr, "fedl simulate: --out: %s\n", err.message);
+            rc = 1;
+        } else {
+            printf("wrote %s\n", o.out);
+        }
+    }
+    if (rc == 0)
+        printf("summary: %d rounds in %.1f s; peak RSS %.1f MiB\n", o.rounds,
+               (double)(fedl_time_ns() - s.start_ns) / 1e9,
+               (double)cli_peak_rss_bytes() / (1024.0 * 1024.0));
+    teardown(&s);
+    return rc;
+}

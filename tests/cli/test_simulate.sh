@@ -1,0 +1,67 @@
+#!/bin/sh
+# test_simulate.sh FEDL SOURCE_DIR - `fedl simulate`: a federated run in one
+# process completes and learns; the same seed gives the same model whatever
+# the number of worker threads; FedAvg of one client for one round equals
+# centralised training with the same data order, bit for bit; 30% dropout and stragglers still complete
+# every round; a run in which every client drops is retried and then fails
+# with a clear message instead of hanging; bad options are refused.
+set -u
+fedl=$1
+src=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+. "$src/tests/cli/lib.sh"
+
+python3 "$src/tests/cli/make_idx.py" "$work/data" 1200 300 12 4 || exit 1
+set -- --data "$work/data" --model "conv2d(4,3,pad=1) relu maxpool2d(2) flatten dense(10)" \
+    --clients 6 --rounds 3 --batch 16 --lr 0.1 --seed 3
+
+check "a simulation" 0 "$fedl" simulate "$@" --workers 2 --metrics "$work/m.jsonl" \
+    --out "$work/w2.fedl"
+contains "a row per round" "$work/out" "^    3 "
+contains "the summary" "$work/out" "^summary: 3 rounds"
+python3 - "$work/m.jsonl" >"$work/acc" <<'PY' && pass || fail "metrics: $(cat "$work/acc")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["round"] for r in rows] == [1, 2, 3], rows
+assert all(r["selected"] == 6 and r["completed"] == 6 for r in rows), rows
+assert rows[-1]["test_accuracy"] > 0.5, rows[-1]  # the bands of make_idx.py are easy
+print(rows[-1]["test_accuracy"])
+PY
+check "one worker" 0 "$fedl" simulate "$@" --workers 1 --quiet --out "$work/w1.fedl"
+same "the same model with 1 and 2 workers" "$work/w1.fedl" "$work/w2.fedl"
+check "the model file verifies" 0 "$fedl" ckpt verify "$work/w1.fedl"
+
+# One client, one round, one local epoch, sending its weights: FedAvg gives
+# back exactly what `fedl train` (one BLAS thread, like the simulator) gets.
+spec="conv2d(4,3,pad=1) relu maxpool2d(2) flatten dense(10)"
+check "one client" 0 "$fedl" simulate --data "$work/data" --model "$spec" --clients 1 \
+    --min-clients 1 --rounds 1 --batch 16 --lr 0.1 --seed 3 --update weights --out "$work/one.fedl"
+check "centralised" 0 env OPENBLAS_NUM_THREADS=1 "$fedl" train --data "$work/data" --model "$spec" \
+    --epochs 1 --batch 16 --lr 0.1 --seed 3 --quiet --out "$work/central.fedl"
+same "FedAvg of one client equals centralised training" "$work/one.fedl" "$work/central.fedl"
+
+check "30% dropout, 20% stragglers" 0 "$fedl" simulate "$@" --drop 0.3 --slow 0.2 \
+    --metrics "$work/drop.jsonl"
+python3 - "$work/drop.jsonl" <<'PY' && pass || fail "dropout rounds did not all complete"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 3 and all(r["completed"] >= 1 for r in rows), rows
+assert sum(r["dropped"] for r in rows) > 0, rows
+PY
+for strategy in fedavgm fedadam median trimmed-mean krum multi-krum; do
+    check "strategy $strategy" 0 "$fedl" simulate "$@" --strategy "$strategy" --quiet \
+        --partition dirichlet:0.5
+done
+check "shards" 0 "$fedl" simulate "$@" --partition shards:2 --quiet
+
+check "every client drops" 1 "$fedl" simulate "$@" --drop 1 --retries 2
+contains "it says why" "$work/err" "round 1: 0 of 6 selected clients delivered by the deadline"
+contains "after the retries" "$work/err" "3 attempts"
+
+check "a bad partition" 2 "$fedl" simulate "$@" --partition dirichlet:x
+contains "names it" "$work/err" "dirichlet:x"
+check "a bad strategy" 2 "$fedl" simulate "$@" --strategy fedsomething
+check "a bad update kind" 2 "$fedl" simulate "$@" --update gradients
+check "no data" 2 "$fedl" simulate --clients 3
+finish
