@@ -14,36 +14,11 @@
 
 #include <fedl/fedl.h>
 
+#include "quadrants.h"
+
 #define CLIENTS 3
 #define SAMPLES 600
 #define SPEC "conv2d(4,3,pad=1) relu maxpool2d(2) flatten dense(4)"
-
-/* (SAMPLES, 1, 8, 8) bytes: class k brightens quadrant k. */
-static int make_data(fedl_dataset *ds)
-{
-    fedl_rng rng;
-    memset(ds, 0, sizeof *ds);
-    ds->alloc = fedl_allocator_default();
-    ds->count = SAMPLES;
-    ds->shape = (fedl_shape){1, 8, 8};
-    ds->sample_bytes = 64;
-    ds->pixels = fedl_mem_alloc(ds->alloc, SAMPLES * 64);
-    ds->labels = fedl_mem_alloc(ds->alloc, SAMPLES);
-    ds->classes = 4;
-    ds->scale = 1.0f / 255.0f;
-    if (ds->pixels == NULL || ds->labels == NULL)
-        return -1;
-    fedl_rng_init(&rng, 1, 0);
-    for (size_t i = 0; i < SAMPLES; i++) {
-        ds->labels[i] = (uint8_t)fedl_rng_below(&rng, 4);
-        for (int p = 0; p < 64; p++) {
-            int quadrant = (p / 8 >= 4) * 2 + (p % 8 >= 4);
-            ds->pixels[i * 64 + (size_t)p] =
-                (uint8_t)((quadrant == ds->labels[i] ? 150 : 0) + fedl_rng_below(&rng, 100));
-        }
-    }
-    return 0;
-}
 
 /* Local training on a client's part: the task's weights in, one epoch. */
 static fedl_status train_locally(fedl_model *model, fedl_dataset *part, const fedl_task *task,
@@ -90,7 +65,7 @@ int main(int argc, char **argv)
     cc.rounds = rounds;
     cc.task.batch = 16;
     cc.task.lr = 0.1f;
-    if (make_data(&data) != 0 ||
+    if (make_quadrants(&data, SAMPLES) != 0 ||
         fedl_partition_make(&data, CLIENTS, &iid, 1, NULL, &partition, &err) != FEDL_OK ||
         fedl_model_create(SPEC, data.shape, 1, NULL, &model, &err) != FEDL_OK ||
         fedl_coordinator_create(&cc, fedl_model_params(model), fedl_model_param_count(model), NULL,

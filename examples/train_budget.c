@@ -17,32 +17,10 @@
 
 #include <fedl/fedl.h>
 
+#include "quadrants.h"
+
 #define SAMPLES 512
 #define SPEC "conv2d(4,3,pad=1) relu maxpool2d(2) flatten dense(4)"
-
-/* (SAMPLES, 1, 8, 8) bytes: class k brightens quadrant k. */
-static void make_data(fedl_dataset *ds)
-{
-    fedl_rng rng;
-    memset(ds, 0, sizeof *ds);
-    ds->alloc = fedl_allocator_default();
-    ds->count = SAMPLES;
-    ds->shape = (fedl_shape){1, 8, 8};
-    ds->sample_bytes = 64;
-    ds->pixels = fedl_mem_alloc(ds->alloc, SAMPLES * 64);
-    ds->labels = fedl_mem_alloc(ds->alloc, SAMPLES);
-    ds->classes = 4;
-    ds->scale = 1.0f / 255.0f;
-    fedl_rng_init(&rng, 1, 0);
-    for (size_t i = 0; ds->pixels != NULL && ds->labels != NULL && i < SAMPLES; i++) {
-        ds->labels[i] = (uint8_t)fedl_rng_below(&rng, 4);
-        for (int p = 0; p < 64; p++) {
-            int quadrant = (p / 8 >= 4) * 2 + (p % 8 >= 4);
-            ds->pixels[i * 64 + (size_t)p] =
-                (uint8_t)((quadrant == ds->labels[i] ? 150 : 0) + fedl_rng_below(&rng, 100));
-        }
-    }
-}
 
 static int train_steps(fedl_trainer *t, int steps, fedl_error *err)
 {
@@ -75,10 +53,9 @@ int main(int argc, char **argv)
     fedl_error err = {0};
     int rc = 1;
 
-    make_data(&data);
     config.batch = 64;
     config.optim.momentum = 0.9f;
-    if (data.pixels == NULL || mkdtemp(dir) == NULL ||
+    if (make_quadrants(&data, SAMPLES) != 0 || mkdtemp(dir) == NULL ||
         fedl_budget_parse(budget_text, &probe, &budget, &err) != FEDL_OK ||
         fedl_model_create(SPEC, data.shape, 3, NULL, &model, &err) != FEDL_OK ||
         fedl_plan_training(model, &data, &config, (size_t)budget.bytes, &plan, &err) != FEDL_OK)

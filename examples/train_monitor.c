@@ -16,6 +16,8 @@
 
 #include <fedl/fedl.h>
 
+#include "quadrants.h"
+
 #define SAMPLES 512
 #define SPEC "conv2d(4,3,pad=1) relu maxpool2d(2) flatten dense(4)"
 
@@ -25,33 +27,6 @@ static void on_signal(int signo)
 {
     (void)signo;
     stop = 1;
-}
-
-/* (SAMPLES, 1, 8, 8) bytes: class k brightens quadrant k. */
-static int make_data(fedl_dataset *ds)
-{
-    fedl_rng rng;
-    memset(ds, 0, sizeof *ds);
-    ds->alloc = fedl_allocator_default();
-    ds->count = SAMPLES;
-    ds->shape = (fedl_shape){1, 8, 8};
-    ds->sample_bytes = 64;
-    ds->pixels = fedl_mem_alloc(ds->alloc, SAMPLES * 64);
-    ds->labels = fedl_mem_alloc(ds->alloc, SAMPLES);
-    ds->classes = 4;
-    ds->scale = 1.0f / 255.0f;
-    if (ds->pixels == NULL || ds->labels == NULL)
-        return -1;
-    fedl_rng_init(&rng, 1, 0);
-    for (size_t i = 0; i < SAMPLES; i++) {
-        ds->labels[i] = (uint8_t)fedl_rng_below(&rng, 4);
-        for (int p = 0; p < 64; p++) {
-            int quadrant = (p / 8 >= 4) * 2 + (p % 8 >= 4);
-            ds->pixels[i * 64 + (size_t)p] =
-                (uint8_t)((quadrant == ds->labels[i] ? 150 : 0) + fedl_rng_below(&rng, 100));
-        }
-    }
-    return 0;
 }
 
 /* Runs on the monitor's thread when a change is detected, and on the
@@ -77,7 +52,7 @@ int main(int argc, char **argv)
     fedl_error err = {0};
 
     signal(SIGINT, on_signal);
-    if (make_data(&data) != 0)
+    if (make_quadrants(&data, SAMPLES) != 0)
         goto done;
     mc.log_fd = STDERR_FILENO;
     if (policy != NULL && fedl_policy_load(policy, &mc.policy, &err) != FEDL_OK)
