@@ -9,11 +9,13 @@
  * coordinator in selection order whatever the number of workers, so the
  * same seed gives the same global model bit for bit.
  */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -21,7 +23,7 @@
 #include "fedl/fedl.h"
 
 typedef struct simulate_options {
-    const char *model, *data, *partition, *strategy, *metrics, *out, *late;
+    const char *model, *data, *partition, *strategy, *metrics, *out, *late, *ckpt_dir;
     int clients, rounds, local_epochs, batch, workers, min_clients, max_clients, train_limit,
         test_limit, quiet, retries, send_weights;
     const char *update;
@@ -64,6 +66,8 @@ typedef struct simulation {
     fedl_task task; /* the round's task, copied from SEND_TASK */
     fedl_model *eval_model;
     FILE *metrics;
+    char ckpt_path[4096]; /* "" = no checkpoints */
+    int resumed;
     uint64_t now_ms, timer_ms;
     int finished, failed;
     uint64_t start_ns;
@@ -289,6 +293,31 @@ static void report_round(simulation *s, const fedl_round_metrics *m)
     }
 }
 
+/* The coordinator between rounds, written atomically (temp file, fsync,
+ * rename) in a container with a CRC. */
+static int persist(simulation *s)
+{
+    fedl_container_writer *w = NULL;
+    uint8_t *bytes = NULL;
+    size_t length = 0;
+    fedl_error err = {0};
+    fedl_status st;
+    if (s->ckpt_path[0] == '\0')
+        return 0;
+    st = fedl_coordinator_save(s->coordinator, NULL, &bytes, &length, &err);
+    if (st == FEDL_OK)
+        st = fedl_container_writer_create(FEDL_FILE_COORDINATOR, NULL, &w, &err);
+    if (st == FEDL_OK)
+        st = fedl_container_add(w, "coordinator", FEDL_SECTION_COORDINATOR, bytes, length, &err);
+    if (st == FEDL_OK)
+        st = fedl_container_write(w, NULL, s->ckpt_path, &err);
+    fedl_container_writer_destroy(w);
+    fedl_mem_free(NULL, bytes, length);
+    if (st != FEDL_OK)
+        fprintf(stderr, "fedl simulate: checkpoint %s: %s\n", s->ckpt_path, err.message);
+    return st != FEDL_OK;
+}
+
 /* Carry out the coordinator's actions; tasks become jobs for play_round. */
 static int handle_actions(simulation *s)
 {
@@ -311,6 +340,8 @@ static int handle_actions(simulation *s)
             fedl_log(FEDL_LOG_INFO, "update of %s refused: %s", a[i].client_id, a[i].reason);
             break;
         case FEDL_FL_PERSIST:
+            if (persist(s) != 0)
+                return 1;
             break;
         case FEDL_FL_FINISHED:
             s->finished = 1;
@@ -346,6 +377,63 @@ static int run(simulation *s)
 }
 
 /* -------------------------------------------------------------- setup */
+
+/* The whole file at path into a malloc'd buffer; 0, or -1 with errno. */
+static int read_file(const char *path, uint8_t **bytes, size_t *length)
+{
+    FILE *f = fopen(path, "rb");
+    long size;
+    *bytes = NULL;
+    if (f == NULL)
+        return -1;
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
+        (*bytes = malloc(size > 0 ? (size_t)size : 1)) == NULL ||
+        fread(*bytes, 1, (size_t)size, f) != (size_t)size) {
+        fclose(f);
+        free(*bytes);
+        *bytes = NULL;
+        return -1;
+    }
+    fclose(f);
+    *length = (size_t)size;
+    return 0;
+}
+
+/* --ckpt-dir: continue from DIR/coordinator.fedl when it is there (the
+ * clients are in it), else start afresh there. */
+static int resume(simulation *s, const char *dir)
+{
+    fedl_container c;
+    const fedl_section *section;
+    fedl_error err = {0};
+    uint8_t *bytes = NULL;
+    size_t length = 0;
+    uint64_t version;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return fprintf(stderr, "fedl simulate: --ckpt-dir %s: %s\n", dir, strerror(errno)), 1;
+    snprintf(s->ckpt_path, sizeof s->ckpt_path, "%s/coordinator.fedl", dir);
+    if (read_file(s->ckpt_path, &bytes, &length) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        return fprintf(stderr, "fedl simulate: %s: %s\n", s->ckpt_path, strerror(errno)), 1;
+    }
+    if (fedl_container_parse(bytes, length, s->ckpt_path, &c, &err) != FEDL_OK ||
+        c.file_kind != FEDL_FILE_COORDINATOR ||
+        (section = fedl_container_find(&c, "coordinator")) == NULL ||
+        fedl_coordinator_restore(s->coordinator, fedl_container_data(&c, section),
+                                 (size_t)section->length, &err) != FEDL_OK) {
+        fprintf(stderr, "fedl simulate: cannot resume from %s: %s\n", s->ckpt_path,
+                err.message[0] ? err.message : "not a coordinator checkpoint");
+        free(bytes);
+        return 1;
+    }
+    free(bytes);
+    fedl_coordinator_weights(s->coordinator, &version);
+    printf("resumed from %s: %llu rounds done, %d clients\n", s->ckpt_path,
+           (unsigned long long)version, fedl_coordinator_client_count(s->coordinator));
+    s->resumed = 1;
+    return 0;
+}
 
 static int setup(simulation *s, const simulate_options *o)
 {
@@ -410,6 +498,11 @@ static int setup(simulation *s, const simulate_options *o)
     if (fedl_coordinator_create(&c, fedl_model_params(global), s->params, NULL, &s->coordinator,
                                 &err) != FEDL_OK)
         return fprintf(stderr, "fedl simulate: %s\n", err.message), 2;
+    if (o->ckpt_dir != NULL) {
+        int rc = resume(s, o->ckpt_dir);
+        if (rc != 0 || s->resumed)
+            return rc;
+    }
     for (int i = 0; i < o->clients; i++) {
         fedl_telemetry t = {0, 0.0, s->views[i].count, 0};
         if (fedl_coordinator_register(s->coordinator, s->ids[i], &t, 0, &err) != FEDL_OK)
@@ -501,6 +594,8 @@ int cmd_simulate(int argc, char **argv)
          2147483647},
         {"test-limit", CLI_INT, &o.test_limit, "N", "use the first N test samples", 1, 2147483647},
         {"metrics", CLI_STRING, &o.metrics, "FILE", "per-round metrics as JSON lines", 0, 0},
+        {"ckpt-dir", CLI_STRING, &o.ckpt_dir, "DIR",
+         "checkpoint the coordinator after every round; resume from it", 0, 0},
         {"out", CLI_STRING, &o.out, "FILE", "write the final global model here", 0, 0},
         {"quiet", CLI_FLAG, &o.quiet, NULL, "no table", 0, 0},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0}};
@@ -531,7 +626,8 @@ int cmd_simulate(int argc, char **argv)
      * same model with any number of workers. */
     fedl_blas_threads(1);
     rc = setup(&s, &o);
-    if (rc == 0 && o.metrics != NULL && (s.metrics = fopen(o.metrics, "w")) == NULL) {
+    if (rc == 0 && o.metrics != NULL &&
+        (s.metrics = fopen(o.metrics, s.resumed ? "a" : "w")) == NULL) {
         fprintf(stderr, "fedl simulate: --metrics %s: cannot open\n", o.metrics);
         rc = 1;
     }

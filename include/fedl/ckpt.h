@@ -101,23 +101,25 @@ fedl_status fedl_file_sha256(const char *path, uint64_t *size, uint8_t digest[FE
 #define FEDL_SECTION_NAME_MAX 16 /* bytes on disk, NUL-padded */
 
 typedef enum fedl_file_kind {
-    FEDL_FILE_MODEL = 1,      /* fedl train --out: model + params [+ meta] */
-    FEDL_FILE_CHECKPOINT = 2, /* full training state */
-    FEDL_FILE_CSV_INDEX = 3,  /* a CSV data set's kept index (PATH.fedlidx) */
+    FEDL_FILE_MODEL = 1,       /* fedl train --out: model + params [+ meta] */
+    FEDL_FILE_CHECKPOINT = 2,  /* full training state */
+    FEDL_FILE_CSV_INDEX = 3,   /* a CSV data set's kept index (PATH.fedlidx) */
+    FEDL_FILE_COORDINATOR = 4, /* a federated coordinator between rounds (fedl/fl.h) */
 } fedl_file_kind;
 
 typedef enum fedl_section_kind {
-    FEDL_SECTION_MODEL = 1,       /* spec, input shape, layer shapes */
-    FEDL_SECTION_PARAMS = 2,      /* float32 parameters */
-    FEDL_SECTION_OPTIM = 3,       /* optimiser kind, hyper-parameters, step count */
-    FEDL_SECTION_OPTIM_STATE = 4, /* float32 moments */
-    FEDL_SECTION_RNG = 5,         /* seeds and generator positions */
-    FEDL_SECTION_CURSOR = 6,      /* data cursor */
-    FEDL_SECTION_COUNTERS = 7,    /* steps, samples, batch sizes, epoch statistics */
-    FEDL_SECTION_LR = 8,          /* learning-rate schedule */
-    FEDL_SECTION_CONFIG = 9,      /* training configuration text + SHA-256 fingerprint */
-    FEDL_SECTION_META = 10,       /* key/value metadata */
-    FEDL_SECTION_DATA = 11,       /* how the training data was read: a CSV fit (fedl/csv.h) */
+    FEDL_SECTION_MODEL = 1,        /* spec, input shape, layer shapes */
+    FEDL_SECTION_PARAMS = 2,       /* float32 parameters */
+    FEDL_SECTION_OPTIM = 3,        /* optimiser kind, hyper-parameters, step count */
+    FEDL_SECTION_OPTIM_STATE = 4,  /* float32 moments */
+    FEDL_SECTION_RNG = 5,          /* seeds and generator positions */
+    FEDL_SECTION_CURSOR = 6,       /* data cursor */
+    FEDL_SECTION_COUNTERS = 7,     /* steps, samples, batch sizes, epoch statistics */
+    FEDL_SECTION_LR = 8,           /* learning-rate schedule */
+    FEDL_SECTION_CONFIG = 9,       /* training configuration text + SHA-256 fingerprint */
+    FEDL_SECTION_META = 10,        /* key/value metadata */
+    FEDL_SECTION_DATA = 11,        /* how the training data was read: a CSV fit (fedl/csv.h) */
+    FEDL_SECTION_COORDINATOR = 12, /* fedl_coordinator_save's bytes */
 } fedl_section_kind;
 
 typedef struct fedl_section {

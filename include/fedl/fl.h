@@ -278,6 +278,23 @@ const float *fedl_coordinator_weights(const fedl_coordinator *co, uint64_t *vers
 int fedl_coordinator_round_open(const fedl_coordinator *co);
 int fedl_coordinator_client_count(const fedl_coordinator *co);
 
+/* The coordinator between rounds as bytes (from alloc, freed with
+ * fedl_mem_free(alloc, *bytes, *length)): the global weights and their
+ * version, the server optimiser state, the registry, and a fingerprint of
+ * the configuration. A round in flight is not in it: after a restore the
+ * host calls fedl_coordinator_start, and that round restarts cleanly (late
+ * updates of a run with FEDL_LATE_FOLD that were in flight are lost).
+ * Little-endian, versioned; a container section (FEDL_FILE_COORDINATOR)
+ * carries it to disk with a CRC. */
+fedl_status fedl_coordinator_save(const fedl_coordinator *co, fedl_allocator *alloc,
+                                  uint8_t **bytes, size_t *length, fedl_error *err);
+/* Into a coordinator created with the same configuration and model size,
+ * before it starts. FEDL_ERR_FORMAT naming the byte offset for a damaged
+ * or truncated image, FEDL_ERR_STATE for another configuration; after a
+ * failure, destroy the coordinator and create a new one. */
+fedl_status fedl_coordinator_restore(fedl_coordinator *co, const uint8_t *bytes, size_t length,
+                                     fedl_error *err);
+
 /* The client: verifies a task, then turns the weights after local
  * training into an update. */
 typedef struct fedl_client fedl_client;

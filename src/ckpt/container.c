@@ -473,11 +473,12 @@ fedl_status fedl_container_writer_create(fedl_file_kind kind, fedl_allocator *al
     if (out == NULL)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "container writer: out is NULL");
     *out = NULL;
-    if (kind != FEDL_FILE_MODEL && kind != FEDL_FILE_CHECKPOINT && kind != FEDL_FILE_CSV_INDEX)
-        return fedl_error_set(
-            err, FEDL_ERR_INVALID_ARG,
-            "container writer: unknown file kind %d (1 model, 2 checkpoint, 3 CSV index)",
-            (int)kind);
+    if (kind != FEDL_FILE_MODEL && kind != FEDL_FILE_CHECKPOINT && kind != FEDL_FILE_CSV_INDEX &&
+        kind != FEDL_FILE_COORDINATOR)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "container writer: unknown file kind %d (1 model, 2 checkpoint, 3 "
+                              "CSV index, 4 coordinator)",
+                              (int)kind);
     if (alloc == NULL)
         alloc = fedl_allocator_default();
     w = fedl_mem_alloc(alloc, sizeof *w);

@@ -11,44 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fedl/fl.h"
-
-#define REASON_MAX 256
-
-typedef struct client_entry {
-    char id[FEDL_CLIENT_ID_MAX];
-    uint64_t last_seen_ms;
-    fedl_telemetry telemetry;
-    int selected;  /* in the current attempt of the open round */
-    int delivered; /* its update of the open round was accepted */
-} client_entry;
-
-typedef enum phase { PHASE_IDLE, PHASE_WAITING, PHASE_OPEN, PHASE_FINISHED, PHASE_FAILED } phase;
-
-struct fedl_coordinator {
-    fedl_coordinator_config config;
-    fedl_allocator *alloc;
-    size_t params;
-    float *weights; /* (params) the global model */
-    uint64_t version;
-    fedl_aggregator *aggregator;
-    client_entry *clients; /* registration order */
-    int client_count, client_capacity;
-    int *order; /* (client_capacity) scratch: eligible clients, then the selection */
-    phase phase;
-    /* the round under way */
-    int attempt; /* 1-based within the round */
-    uint64_t wait_until_ms;
-    int selected, received;
-    double loss_sum;             /* sample-weighted */
-    fedl_round_metrics metrics;  /* of the round under way */
-    fedl_round_metrics reported; /* of the round closed last: ROUND_DONE points here */
-    fedl_task task;
-    /* the actions of the last event */
-    fedl_fl_action *actions;
-    char (*reasons)[REASON_MAX];
-    size_t action_count, action_capacity;
-};
+#include "fl/coordinator_internal.h"
 
 fedl_coordinator_config fedl_coordinator_defaults(void)
 {
@@ -103,7 +66,7 @@ static fedl_status check_config(const fedl_coordinator_config *c, fedl_error *er
     return fedl_strategy_check(&c->strategy, err);
 }
 
-static void hash_weights(fedl_coordinator *co)
+void fedl_coordinator_rehash(fedl_coordinator *co)
 {
     fedl_sha256(co->weights, co->params * sizeof(float), co->task.weights_sha256);
 }
@@ -141,7 +104,7 @@ fedl_status fedl_coordinator_create(const fedl_coordinator_config *c, const floa
         fedl_coordinator_destroy(co);
         return st;
     }
-    hash_weights(co);
+    fedl_coordinator_rehash(co);
     *out = co;
     return FEDL_OK;
 }
@@ -447,7 +410,7 @@ static fedl_status close_round(fedl_coordinator *co, uint64_t now_ms, int by_dea
         return fail_run(co, err, reason);
     }
     co->version++;
-    hash_weights(co);
+    fedl_coordinator_rehash(co);
     co->metrics.selected = co->selected;
     co->metrics.completed = co->received;
     co->metrics.dropped += co->selected - co->received;

@@ -2,7 +2,8 @@
 # test_simulate.sh FEDL SOURCE_DIR - `fedl simulate`: a federated run in one
 # process completes and learns; the same seed gives the same model whatever
 # the number of worker threads; FedAvg of one client for one round equals
-# centralised training with the same data order, bit for bit; 30% dropout and stragglers still complete
+# centralised training with the same data order, bit for bit; a coordinator
+# killed at random points resumes and ends with the same model; 30% dropout and stragglers still complete
 # every round; a run in which every client drops is retried and then fails
 # with a clear message instead of hanging; bad options are refused.
 set -u
@@ -58,6 +59,33 @@ check "shards" 0 "$fedl" simulate "$@" --partition shards:2 --quiet
 check "every client drops" 1 "$fedl" simulate "$@" --drop 1 --retries 2
 contains "it says why" "$work/err" "round 1: 0 of 6 selected clients delivered by the deadline"
 contains "after the retries" "$work/err" "3 attempts"
+
+# The coordinator process SIGKILLed at random points and run again: it
+# resumes from its last completed round and ends with the same model.
+python3 "$src/tests/cli/make_idx.py" "$work/big" 3000 300 28 5 || exit 1
+set -- --data "$work/big" --model lenet5 --clients 6 --rounds 10 --batch 16 --lr 0.05 --seed 4 \
+    --quiet
+check "undisturbed" 0 "$fedl" simulate "$@" --out "$work/undisturbed.fedl"
+kills=0 runs=0 resumes=0
+while [ $runs -lt 40 ]; do
+    runs=$((runs + 1))
+    "$fedl" simulate "$@" --ckpt-dir "$work/ck" --out "$work/killed.fedl" >"$work/k.out" 2>&1 &
+    pid=$!
+    sleep "0.$(awk -v r=$runs 'BEGIN { srand(r); printf "%d", 1 + rand() * 6 }')"
+    kill -KILL $pid 2>/dev/null && kills=$((kills + 1))
+    wait $pid
+    rc=$?
+    grep -q "^resumed from" "$work/k.out" && resumes=$((resumes + 1))
+    [ $rc -eq 0 ] && break
+    [ $rc -eq 137 ] || { fail "a run ended with $rc"; cat "$work/k.out"; break; }
+done
+echo "coordinator killed $kills times in $runs runs, $resumes of them resumed"
+[ $rc -eq 0 ] && pass || fail "the killed runs never finished"
+[ $kills -ge 2 ] && [ $resumes -ge 1 ] && pass || fail "only $kills kills and $resumes resumes"
+same "after the kills, the same model" "$work/killed.fedl" "$work/undisturbed.fedl"
+echo garbage >"$work/ck/coordinator.fedl"
+check "a damaged coordinator checkpoint is refused" 1 "$fedl" simulate "$@" --ckpt-dir "$work/ck"
+contains "naming it" "$work/err" "cannot resume from .*coordinator.fedl"
 
 check "a bad partition" 2 "$fedl" simulate "$@" --partition dirichlet:x
 contains "names it" "$work/err" "dirichlet:x"

@@ -420,6 +420,64 @@ static void test_config_is_checked(void **state)
     assert_null(co);
 }
 
+/* Save after round 1, restore into a fresh coordinator: round 2 goes on
+ * with the same selection and ends with the same weights. */
+static void test_save_and_restore_between_rounds(void **state)
+{
+    fedl_coordinator_config c = fedl_coordinator_defaults();
+    fedl_coordinator *a, *b = NULL, *other = NULL;
+    fedl_error err = {0};
+    uint8_t *bytes;
+    size_t length;
+    char sent_a[512], sent_b[512];
+    uint64_t version;
+    (void)state;
+    c.fraction = 0.5;
+    c.strategy = fedl_strategy_defaults(FEDL_STRATEGY_FEDADAM); /* server state to carry */
+    a = make(&c, 6, 0);
+    assert_int_equal(fedl_coordinator_start(a, 0, &err), FEDL_OK);
+    tasks_sent(a, sent_a, sizeof sent_a);
+    for (char *id = strtok(sent_a, ","); id != NULL; id = strtok(NULL, ","))
+        deliver(a, id, 0.5f, 10, 1);
+    assert_non_null(find_kind(a, FEDL_FL_PERSIST));
+    assert_int_equal(fedl_coordinator_save(a, NULL, &bytes, &length, &err), FEDL_OK);
+    assert_int_equal(fedl_coordinator_create(&c, initial, PARAMS, NULL, &b, &err), FEDL_OK);
+    assert_int_equal(fedl_coordinator_restore(b, bytes, length, &err), FEDL_OK);
+    fedl_coordinator_weights(b, &version);
+    assert_int_equal(version, 1);
+    assert_int_equal(fedl_coordinator_client_count(b), 6);
+    assert_memory_equal(fedl_coordinator_weights(a, NULL), fedl_coordinator_weights(b, NULL),
+                        PARAMS * sizeof(float));
+    assert_int_equal(fedl_coordinator_start(b, 2, &err), FEDL_OK);
+    tasks_sent(a, sent_a, sizeof sent_a); /* a's round 2 went out when round 1 closed */
+    tasks_sent(b, sent_b, sizeof sent_b);
+    assert_string_equal(sent_a, sent_b);
+    for (char *id = strtok(sent_a, ","); id != NULL; id = strtok(NULL, ",")) {
+        deliver(a, id, -0.25f, 10, 3);
+        deliver(b, id, -0.25f, 10, 3);
+    }
+    assert_memory_equal(fedl_coordinator_weights(a, NULL), fedl_coordinator_weights(b, NULL),
+                        PARAMS * sizeof(float));
+    /* damage: truncated, a flipped byte in the header, another configuration */
+    assert_int_equal(fedl_coordinator_create(&c, initial, PARAMS, NULL, &other, &err), FEDL_OK);
+    assert_int_equal(fedl_coordinator_restore(other, bytes, length - 3, &err), FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "byte"));
+    fedl_coordinator_destroy(other);
+    assert_int_equal(fedl_coordinator_create(&c, initial, PARAMS, NULL, &other, &err), FEDL_OK);
+    bytes[0] ^= 1;
+    assert_int_equal(fedl_coordinator_restore(other, bytes, length, &err), FEDL_ERR_FORMAT);
+    bytes[0] ^= 1;
+    fedl_coordinator_destroy(other);
+    c.rounds = 9;
+    assert_int_equal(fedl_coordinator_create(&c, initial, PARAMS, NULL, &other, &err), FEDL_OK);
+    assert_int_equal(fedl_coordinator_restore(other, bytes, length, &err), FEDL_ERR_STATE);
+    assert_non_null(strstr(err.message, "another configuration"));
+    fedl_coordinator_destroy(other);
+    fedl_mem_free(NULL, bytes, length);
+    fedl_coordinator_destroy(a);
+    fedl_coordinator_destroy(b);
+}
+
 /* ----------------------------------------------------------- the client */
 
 static void test_client_checks_tasks_and_makes_deltas(void **state)
@@ -483,6 +541,7 @@ int main(void)
         cmocka_unit_test(test_bad_updates_are_refused_with_a_reason),
         cmocka_unit_test(test_late_updates_rejected_or_folded_with_staleness),
         cmocka_unit_test(test_config_is_checked),
+        cmocka_unit_test(test_save_and_restore_between_rounds),
         cmocka_unit_test(test_client_checks_tasks_and_makes_deltas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
