@@ -23,7 +23,9 @@
 #include "fedl/fedl.h"
 
 typedef struct simulate_options {
-    const char *model, *data, *partition, *strategy, *metrics, *out, *late, *ckpt_dir;
+    const char *model, *data, *partition, *strategy, *metrics, *out, *late, *ckpt_dir, *attack;
+    int attackers;
+    float attack_scale; /* from --attack scale:F; NaN for --attack nan */
     int clients, rounds, local_epochs, batch, workers, min_clients, max_clients, train_limit,
         test_limit, quiet, retries, send_weights;
     const char *update;
@@ -82,6 +84,19 @@ typedef struct simulation {
     int workers;
 } simulation;
 
+/* A poisoned client (--attackers, --attack): its delta times scale (its
+ * weights moved as far from the task's), or a NaN in it. */
+static void poison(float *values, const float *base, size_t n, fedl_update_kind kind, float scale)
+{
+    if (isnan(scale)) {
+        values[n / 2] = NAN;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        values[i] = kind == FEDL_UPDATE_WEIGHTS ? base[i] + scale * (values[i] - base[i])
+                                                : scale * values[i];
+}
+
 /* Local training of one job on worker w: the task's weights into the
  * worker's model, a training session on the client's data, the update. */
 static void run_job(simulation *s, int w, sim_job *job)
@@ -130,6 +145,8 @@ static void run_job(simulation *s, int w, sim_job *job)
             memcpy(job->delta, u.values, s->params * sizeof(float));
             job->update = u;
             job->update.values = job->delta;
+            if (job->client < o->attackers)
+                poison(job->delta, s->task.weights, s->params, u.kind, o->attack_scale);
         }
     }
 out:
@@ -583,6 +600,10 @@ int cmd_simulate(int argc, char **argv)
         {"drop", CLI_FLOAT, &o.drop, "P", "share of selected clients that never answer [0]", 0, 1},
         {"slow", CLI_FLOAT, &o.slow, "P", "share that answer after the deadline [0]", 0, 1},
         {"late", CLI_STRING, &o.late, "HOW", "late updates: reject or fold [reject]", 0, 0},
+        {"attackers", CLI_INT, &o.attackers, "K", "the first K clients are poisoned (--attack) [0]",
+         0, 1000000},
+        {"attack", CLI_STRING, &o.attack, "HOW",
+         "what they send: scale:F (their delta times F) or nan [scale:-10]", 0, 0},
         {"update", CLI_STRING, &o.update, "WHAT",
          "clients send their delta or their weights (exact) [delta]", 0, 0},
         {"timeout-ms", CLI_U64, &o.timeout_ms, "MS", "round deadline, virtual time [60000]", 1, 0},
@@ -613,6 +634,18 @@ int cmd_simulate(int argc, char **argv)
         return 2;
     }
     o.send_weights = o.update != NULL && strcmp(o.update, "weights") == 0;
+    o.attack_scale = -10.0f;
+    if (o.attack != NULL && strcmp(o.attack, "nan") == 0) {
+        o.attack_scale = NAN;
+    } else if (o.attack != NULL) {
+        char *end;
+        if (strncmp(o.attack, "scale:", 6) != 0 ||
+            !isfinite(o.attack_scale = strtof(o.attack + 6, &end)) || *end != '\0' ||
+            end == o.attack + 6) {
+            fprintf(stderr, "fedl simulate: --attack: scale:F or nan (got '%s')\n", o.attack);
+            return 2;
+        }
+    }
     if (strcmp(o.late, "reject") != 0 && strcmp(o.late, "fold") != 0) {
         fprintf(stderr, "fedl simulate: --late: 'reject' or 'fold' (got '%s')\n", o.late);
         return 2;

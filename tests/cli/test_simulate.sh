@@ -3,7 +3,8 @@
 # process completes and learns; the same seed gives the same model whatever
 # the number of worker threads; FedAvg of one client for one round equals
 # centralised training with the same data order, bit for bit; a coordinator
-# killed at random points resumes and ends with the same model; 30% dropout and stragglers still complete
+# killed at random points resumes and ends with the same model; a poisoned
+# client wrecks FedAvg but not median or Krum, and a NaN update is refused; 30% dropout and stragglers still complete
 # every round; a run in which every client drops is retried and then fails
 # with a clear message instead of hanging; bad options are refused.
 set -u
@@ -59,6 +60,40 @@ check "shards" 0 "$fedl" simulate "$@" --partition shards:2 --quiet
 check "every client drops" 1 "$fedl" simulate "$@" --drop 1 --retries 2
 contains "it says why" "$work/err" "round 1: 0 of 6 selected clients delivered by the deadline"
 contains "after the retries" "$work/err" "3 attempts"
+
+# A poisoned client (the first one sends its delta times -10, or a NaN):
+# FedAvg is wrecked by the scaled one and refuses the NaN one; median,
+# Krum and Multi-Krum keep within 2 points of their clean runs.
+python3 "$src/tests/cli/make_idx.py" "$work/poison" 3000 1000 12 4 || exit 1
+accuracy() { # args...: the last round's test accuracy
+    "$fedl" simulate --data "$work/poison" --model "conv2d(4,3,pad=1) relu maxpool2d(2) flatten dense(10)" \
+        --clients 6 --rounds 4 --batch 16 --lr 0.1 --seed 3 --quiet --metrics "$work/p.jsonl" \
+        "$@" >/dev/null 2>"$work/p.err" || { echo "exit $?"; return; }
+    python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["test_accuracy"])' \
+        "$work/p.jsonl"
+}
+at_least() { # name, value, floor
+    if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) else 1)' "$2" "$3"; then
+        pass
+    else
+        fail "$1: $2 < $3"
+    fi
+}
+clean=$(accuracy --strategy fedavg)
+wrecked=$(accuracy --strategy fedavg --attackers 1 --attack scale:-10)
+at_least "a scaled attacker wrecks FedAvg ($clean -> $wrecked)" "$clean" "$(python3 -c "print($wrecked + 0.2)")"
+nan=$(accuracy --strategy fedavg --attackers 1 --attack nan)
+at_least "FedAvg refuses the NaN update and keeps its accuracy ($clean -> $nan)" "$nan" \
+    "$(python3 -c "print($clean - 0.02)")"
+python3 -c 'import json, sys; rows = [json.loads(l) for l in open(sys.argv[1])]; sys.exit(0 if all(r["rejected"] == 1 and r["completed"] == 5 for r in rows) else 1)' \
+    "$work/p.jsonl" && pass || fail "the NaN update was not refused every round"
+for strategy in median krum multi-krum; do
+    base=$(accuracy --strategy $strategy)
+    attacked=$(accuracy --strategy $strategy --attackers 1)
+    at_least "$strategy keeps its accuracy under attack ($base -> $attacked)" "$attacked" \
+        "$(python3 -c "print($base - 0.02)")"
+done
+check "a bad attack" 2 "$fedl" simulate --data "$work/poison" --attackers 1 --attack scale:x
 
 # The coordinator process SIGKILLed at random points and run again: it
 # resumes from its last completed round and ends with the same model.
