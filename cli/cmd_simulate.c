@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,8 @@ typedef struct simulation {
     fedl_model **models;        /* (workers) */
     fedl_allocator *allocators; /* (workers) */
     int workers;
+    atomic_int jobs_done; /* of the round being played, for the progress bar */
+    int progress;         /* draw it: stderr is a terminal and not --quiet */
 } simulation;
 
 /* A poisoned client (--attackers, --attack): its delta times scale (its
@@ -161,11 +164,28 @@ typedef struct worker_arg {
     int count, stride;
 } worker_arg;
 
+/* "round 3 [#########...........] 6/14 clients trained" on the terminal. */
+static void draw_progress(simulation *s, int total)
+{
+    char bar[21];
+    int done = atomic_load(&s->jobs_done), filled = total > 0 ? done * 20 / total : 20;
+    for (int i = 0; i < 20; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[20] = '\0';
+    fprintf(stderr, "\rround %llu [%s] %d/%d clients trained ", (unsigned long long)s->task.round,
+            bar, done, total);
+    fflush(stderr);
+}
+
 static void *worker_main(void *arg)
 {
     worker_arg *a = arg;
-    for (int i = a->w; i < a->count; i += a->stride)
+    for (int i = a->w; i < a->count; i += a->stride) {
         run_job(a->s, a->w, &a->first[i]);
+        atomic_fetch_add(&a->s->jobs_done, 1);
+        if (a->w == 0 && a->s->progress) /* the calling thread draws */
+            draw_progress(a->s, a->count);
+    }
     return NULL;
 }
 
@@ -175,6 +195,7 @@ static void run_jobs(simulation *s, sim_job *jobs, int n)
     pthread_t threads[64];
     worker_arg args[64];
     int started = 0, workers = s->workers < n ? s->workers : n;
+    atomic_store(&s->jobs_done, 0);
     for (int w = 0; w < workers; w++)
         args[w] = (worker_arg){s, w, jobs, n, workers};
     for (int w = 1; w < workers; w++)
@@ -189,6 +210,8 @@ static void run_jobs(simulation *s, sim_job *jobs, int n)
     worker_main(&args[0]);
     for (int w = 1; w <= started; w++)
         pthread_join(threads[w], NULL);
+    if (s->progress)
+        fprintf(stderr, "\r%60s\r", "");
 }
 
 /* ------------------------------------------------------------- the loop */
@@ -654,6 +677,7 @@ int cmd_simulate(int argc, char **argv)
     s.o = &o;
     s.workers = o.workers;
     s.start_ns = fedl_time_ns();
+    s.progress = !o.quiet && isatty(STDERR_FILENO);
     /* The workers are the parallelism; and the BLAS's thread count changes
      * low bits, so it is 1 whatever --workers is: the same seed gives the
      * same model with any number of workers. */
