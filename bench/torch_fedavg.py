@@ -29,7 +29,8 @@ in PyTorch, as fedl simulate does it (cli/cmd_simulate.c):
 The random streams (initial weights, split, shuffles) are PyTorch's, not
 fedl's: the same --seed gives a different but equally distributed run.
 
-Parallelism: torch.set_num_threads(1) everywhere. --workers 1 (default)
+Parallelism: torch.set_num_threads(1) and one BLAS/OpenMP thread (the
+*_NUM_THREADS variables default to 1 here) everywhere. --workers 1 (default)
 trains the clients one after the other in this process; --workers W > 1
 forks W worker processes, one thread each, and client i of a round goes to
 worker i mod W, as fedl simulate's pool of W threads deals them. Compare with
@@ -40,31 +41,54 @@ since the start of the rounds) and one machine-readable line, e.g.
 
   torch_fedavg model=lenet5 clients=10 rounds=5 workers=1 seed=1
       load_s=0.9 rounds_s=41.2 peak_rss_mib=470.1 peak_rss_sum_mib=470.1
-      final_acc=0.8471 acc=0.7423,0.8011,0.8190,0.8344,0.8471 torch=1.13.1
+      pss_end_sum_mib=465.2 final_acc=0.8471 acc=0.7423,0.8011,0.8190,0.8344,0.8471 torch=1.13.0a0
 
 (on one line). rounds_s is the rounds only (training, aggregation,
 evaluation), after the data is loaded. peak_rss_mib is this process's
 ru_maxrss; peak_rss_sum_mib adds each worker's own ru_maxrss (an upper
 bound on the memory of the whole: pages shared after the fork, the training
-set among them, are counted once per process).
+set among them, are counted once per process); pss_end_sum_mib is the
+sum of the processes' proportional set sizes (each shared page divided
+among the processes mapping it) at the end of the run: what the whole
+holds, though not its peak.
 
   /usr/bin/python3 bench/torch_fedavg.py --seed 1
   /usr/bin/python3 bench/torch_fedavg.py --workers 2 --rounds 5 --clients 10
 """
-import argparse
-import multiprocessing as mp
 import os
-import resource
-import sys
-import time
 
-import torch
-from torch import nn
+# One BLAS thread before torch loads: torch.set_num_threads(1) does not reach
+# the OpenBLAS that Debian's torch calls for its dense layers, which otherwise
+# starts a thread per core (and sums in another order).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+import resource  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_train import build_model, init_like_fedl, load_split  # noqa: E402
 
 EVAL_BATCH = 256  # fedl simulate evaluates in batches of 256
+
+
+def pss_mib():
+    """This process's proportional set size now (shared pages divided among
+    the processes that map them), from /proc; 0 where there is none."""
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
 
 
 def one_thread():
@@ -78,7 +102,7 @@ def one_thread():
 def iid_parts(n, clients, seed):
     """One seeded shuffle dealt into near-equal consecutive parts."""
     gen = torch.Generator()
-    gen.manual_seed(seed)
+    gen.manual_seed(seed + 0x9E3779B9)  # a stream apart from the shuffles' seeds
     order = torch.randperm(n, generator=gen)
     return [order[n * c // clients:n * (c + 1) // clients] for c in range(clients)]
 
@@ -96,7 +120,8 @@ class Local:
         """Local training of client in round rnd (1-based) from weights; returns
         (new weights, samples seen, loss sum over the samples)."""
         a = self.args
-        torch.nn.utils.vector_to_parameters(weights, self.model.parameters())
+        # a copy: vector_to_parameters makes the parameters views of the vector
+        torch.nn.utils.vector_to_parameters(weights.clone(), self.model.parameters())
         opt = torch.optim.SGD(self.model.parameters(), lr=a.lr, momentum=0.0)
         idx_all = self.parts[client]
         n = idx_all.shape[0]
@@ -119,16 +144,17 @@ class Local:
 
 
 def worker_main(conn, model_name, x, y, parts, args):
-    one_thread()
+    torch.set_num_threads(1)  # (the inter-op pool cannot be set again after the fork)
     local = Local(model_name, x, y, parts, args)
     while True:
         msg = conn.recv()
         if msg is None:
-            conn.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+            conn.send((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, pss_mib()))
             conn.close()
             return
-        weights, rnd, clients = msg
-        conn.send([local.train(weights, rnd, c) for c in clients])
+        weights, rnd, clients = msg  # numpy arrays through the pipe, plain pickles
+        results = [local.train(torch.from_numpy(weights), rnd, c) for c in clients]
+        conn.send([(w.numpy(), seen, loss_sum) for w, seen, loss_sum in results])
 
 
 def evaluate(model, x, y):
@@ -200,12 +226,12 @@ def main():
             results = [local.train(weights, rnd, c) for c in range(args.clients)]
         else:
             for w, conn in enumerate(pipes):
-                conn.send((weights, rnd, list(range(w, args.clients, workers))))
+                conn.send((weights.numpy(), rnd, list(range(w, args.clients, workers))))
             per_worker = [conn.recv() for conn in pipes]
             results = [None] * args.clients
             for w, res in enumerate(per_worker):
-                for k, r in enumerate(res):
-                    results[w + k * workers] = r
+                for k, (new, seen, loss_sum) in enumerate(res):
+                    results[w + k * workers] = (torch.from_numpy(new), seen, loss_sum)
         total = sum(r[1] for r in results)
         acc_sum = torch.zeros_like(weights, dtype=torch.float64)
         for new, seen, _ in results:  # in client order, in double, as fedl sums
@@ -222,15 +248,18 @@ def main():
     rounds_s = time.perf_counter() - start
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-    rss_sum = rss
+    rss_sum, pss_sum = rss, pss_mib()
     for conn in pipes:
         conn.send(None)
-        rss_sum += conn.recv()
+        w_rss, w_pss = conn.recv()
+        rss_sum += w_rss
+        pss_sum += w_pss
     for p in procs:
         p.join()
     print(f"torch_fedavg model={args.model} clients={args.clients} rounds={args.rounds} "
           f"workers={workers} seed={args.seed} load_s={load_s:.2f} rounds_s={rounds_s:.2f} "
-          f"peak_rss_mib={rss:.1f} peak_rss_sum_mib={rss_sum:.1f} final_acc={accs[-1]:.4f} "
+          f"peak_rss_mib={rss:.1f} peak_rss_sum_mib={rss_sum:.1f} pss_end_sum_mib={pss_sum:.1f} "
+          f"final_acc={accs[-1]:.4f} "
           f"acc={','.join(f'{a:.4f}' for a in accs)} torch={torch.__version__}")
     sys.stdout.flush()
 

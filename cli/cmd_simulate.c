@@ -299,6 +299,13 @@ static int play_round(simulation *s)
     for (int i = 0; i < n && rc == 0 && !s->finished && !s->failed; i++)
         if (jobs[i].slow)
             rc = feed(s, &jobs[i]);
+    /* The updates are in the coordinator now: give their buffers back, so
+     * that two rounds' worth is never held (the next round's jobs, already
+     * queued in the other array, have their own). */
+    for (int i = 0; i < n; i++) {
+        free(jobs[i].delta);
+        jobs[i].delta = NULL;
+    }
     return rc;
 }
 
