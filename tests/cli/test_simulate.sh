@@ -100,13 +100,17 @@ check "a bad attack" 2 "$fedl" simulate --data "$work/poison" --attackers 1 --at
 python3 "$src/tests/cli/make_idx.py" "$work/big" 3000 300 28 5 || exit 1
 set -- --data "$work/big" --model lenet5 --clients 6 --rounds 10 --batch 16 --lr 0.05 --seed 4 \
     --quiet
+start=$(date +%s%N)
 check "undisturbed" 0 "$fedl" simulate "$@" --out "$work/undisturbed.fedl"
+# Kills land at random points of a run's own length (ASan or an emulator
+# makes it many times longer).
+length_ms=$((($(date +%s%N) - start) / 1000000))
 kills=0 runs=0 resumes=0
 while [ $runs -lt 40 ]; do
     runs=$((runs + 1))
     "$fedl" simulate "$@" --ckpt-dir "$work/ck" --out "$work/killed.fedl" >"$work/k.out" 2>&1 &
     pid=$!
-    sleep "0.$(awk -v r=$runs 'BEGIN { srand(r); printf "%d", 1 + rand() * 6 }')"
+    sleep "$(awk -v r=$runs -v ms=$length_ms 'BEGIN { srand(r); printf "%.3f", (0.2 + 0.35 * rand()) * ms / 1000 }')"
     kill -KILL $pid 2>/dev/null && kills=$((kills + 1))
     wait $pid
     rc=$?
@@ -116,7 +120,7 @@ while [ $runs -lt 40 ]; do
 done
 echo "coordinator killed $kills times in $runs runs, $resumes of them resumed"
 [ $rc -eq 0 ] && pass || fail "the killed runs never finished"
-[ $kills -ge 2 ] && [ $resumes -ge 1 ] && pass || fail "only $kills kills and $resumes resumes"
+[ $kills -ge 1 ] && [ $resumes -ge 1 ] && pass || fail "only $kills kills and $resumes resumes"
 same "after the kills, the same model" "$work/killed.fedl" "$work/undisturbed.fedl"
 echo garbage >"$work/ck/coordinator.fedl"
 check "a damaged coordinator checkpoint is refused" 1 "$fedl" simulate "$@" --ckpt-dir "$work/ck"
