@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fedl/mem.h"
 #include "fedl/monitor.h"
 
 #define MAX_CALLBACKS 8
@@ -96,9 +97,10 @@ fedl_status fedl_monitor_create(const fedl_monitor_config *c, fedl_monitor **out
         return st;
     if (c->probe.root != NULL && strlen(c->probe.root) >= sizeof m->root)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "monitor: root path too long");
-    m = calloc(1, sizeof *m);
+    m = fedl_mem_alloc(NULL, sizeof *m); /* the default allocator */
     if (m == NULL)
         return fedl_error_set(err, FEDL_ERR_NOMEM, "monitor: cannot allocate");
+    memset(m, 0, sizeof *m);
     m->config = *c;
     if (c->probe.root != NULL) {
         strcpy(m->root, c->probe.root);
@@ -124,7 +126,7 @@ void fedl_monitor_destroy(fedl_monitor *m)
     fedl_monitor_stop(m);
     pthread_cond_destroy(&m->changed);
     pthread_mutex_destroy(&m->lock);
-    free(m);
+    fedl_mem_free(NULL, m, sizeof *m);
 }
 
 fedl_status fedl_monitor_add_callback(fedl_monitor *m, fedl_monitor_callback fn, void *user,
