@@ -5,6 +5,9 @@
  * transport on a virtual clock; the clients of a round train on a bounded
  * pool of worker threads, each worker holding one model and one training
  * session at a time, so that only active clients hold training memory.
+ * They train a window of a few clients per worker at a time, and the
+ * window's updates are fed to the coordinator before the next one trains:
+ * memory is O(workers x model) whatever the number of clients.
  * Dropouts and stragglers are drawn from the seed. Updates reach the
  * coordinator in selection order whatever the number of workers, so the
  * same seed gives the same global model bit for bit.
@@ -54,7 +57,7 @@ typedef struct sim_job {
     /* results */
     fedl_status status;
     fedl_error err;
-    float *delta; /* (params) owned by the job while it waits to be fed */
+    float *delta; /* (params) a window slot, while the job is trained and fed */
     fedl_update update;
 } sim_job;
 
@@ -66,7 +69,13 @@ typedef struct simulation {
     char (*ids)[FEDL_CLIENT_ID_MAX];
     size_t params;
     fedl_coordinator *coordinator;
-    fedl_task task; /* the round's task, copied from SEND_TASK */
+    fedl_task task; /* the last task sent, copied from SEND_TASK */
+    /* the round being played: its task, with the weights copied (the next
+     * round's tasks, sent while its last updates are fed, replace task) */
+    fedl_task round_task;
+    float *round_weights; /* (params) */
+    float *slots;         /* (window, params) the window's updates */
+    int window;           /* jobs trained at a time: 4 per worker */
     fedl_model *eval_model;
     FILE *metrics;
     char ckpt_path[4096]; /* "" = no checkpoints */
@@ -84,6 +93,7 @@ typedef struct simulation {
     fedl_allocator *allocators; /* (workers) */
     int workers;
     atomic_int jobs_done; /* of the round being played, for the progress bar */
+    int round_jobs;       /* of the round being played */
     int progress;         /* draw it: stderr is a terminal and not --quiet */
 } simulation;
 
@@ -117,18 +127,18 @@ static void run_job(simulation *s, int w, sim_job *job)
     if (job->status == FEDL_OK)
         fedl_client_send_weights(client, o->send_weights);
     if (job->status == FEDL_OK)
-        job->status = fedl_client_accept_task(client, &s->task, err);
+        job->status = fedl_client_accept_task(client, &s->round_task, err);
     if (job->status != FEDL_OK)
         goto out;
-    memcpy(fedl_model_params(model), s->task.weights, s->params * sizeof(float));
-    config.batch = s->task.config.batch;
-    config.epochs = s->task.config.local_epochs;
+    memcpy(fedl_model_params(model), s->round_task.weights, s->params * sizeof(float));
+    config.batch = s->round_task.config.batch;
+    config.epochs = s->round_task.config.local_epochs;
     /* Round 1's client 0 shuffles as `fedl train --seed` would. */
     config.seed = o->seed + (job->round - 1) * 1000003u + (uint64_t)job->client;
-    config.optim.momentum = s->task.config.momentum;
-    config.lr.base_lr = s->task.config.lr;
-    config.proximal_mu = s->task.config.proximal_mu;
-    config.proximal_ref = s->task.weights; /* unchanged until the round closes */
+    config.optim.momentum = s->round_task.config.momentum;
+    config.lr.base_lr = s->round_task.config.lr;
+    config.proximal_mu = s->round_task.config.proximal_mu;
+    config.proximal_ref = s->round_task.weights; /* unchanged until the round closes */
     job->status = fedl_trainer_create(model, &s->views[job->client], &config, alloc, &trainer, err);
     for (int e = 0; job->status == FEDL_OK && e < config.epochs; e++) {
         done = 0;
@@ -149,7 +159,7 @@ static void run_job(simulation *s, int w, sim_job *job)
             job->update = u;
             job->update.values = job->delta;
             if (job->client < o->attackers)
-                poison(job->delta, s->task.weights, s->params, u.kind, o->attack_scale);
+                poison(job->delta, s->round_task.weights, s->params, u.kind, o->attack_scale);
         }
     }
 out:
@@ -172,8 +182,8 @@ static void draw_progress(simulation *s, int total)
     for (int i = 0; i < 20; i++)
         bar[i] = i < filled ? '#' : '.';
     bar[20] = '\0';
-    fprintf(stderr, "\rround %llu [%s] %d/%d clients trained ", (unsigned long long)s->task.round,
-            bar, done, total);
+    fprintf(stderr, "\rround %llu [%s] %d/%d clients trained ",
+            (unsigned long long)s->round_task.round, bar, done, total);
     fflush(stderr);
 }
 
@@ -184,7 +194,7 @@ static void *worker_main(void *arg)
         run_job(a->s, a->w, &a->first[i]);
         atomic_fetch_add(&a->s->jobs_done, 1);
         if (a->w == 0 && a->s->progress) /* the calling thread draws */
-            draw_progress(a->s, a->count);
+            draw_progress(a->s, a->s->round_jobs);
     }
     return NULL;
 }
@@ -195,7 +205,6 @@ static void run_jobs(simulation *s, sim_job *jobs, int n)
     pthread_t threads[64];
     worker_arg args[64];
     int started = 0, workers = s->workers < n ? s->workers : n;
-    atomic_store(&s->jobs_done, 0);
     for (int w = 0; w < workers; w++)
         args[w] = (worker_arg){s, w, jobs, n, workers};
     for (int w = 1; w < workers; w++)
@@ -210,8 +219,6 @@ static void run_jobs(simulation *s, sim_job *jobs, int n)
     worker_main(&args[0]);
     for (int w = 1; w <= started; w++)
         pthread_join(threads[w], NULL);
-    if (s->progress)
-        fprintf(stderr, "\r%60s\r", "");
 }
 
 /* ------------------------------------------------------------- the loop */
@@ -241,11 +248,6 @@ static int add_job(simulation *s, const char *client_id)
         s->job_capacity = grown;
     }
     job = &s->jobs[s->job_count];
-    if (job->delta == NULL) {
-        job->delta = malloc(s->params * sizeof(float));
-        if (job->delta == NULL)
-            return -1;
-    }
     job->client = client;
     job->round = s->task.round;
     job->slow = draw(s->o->seed, job->round, client, 1) < s->o->slow;
@@ -271,11 +273,29 @@ static int feed(simulation *s, sim_job *job)
     return handle_actions(s);
 }
 
-/* The round's tasks went out: train, deliver the punctual updates in
- * selection order, let the deadline pass, deliver the stragglers. */
+/* Train jobs [0, n) a window at a time, feeding each window's updates in
+ * order before the next trains. */
+static int play_window(simulation *s, sim_job *jobs, int n)
+{
+    int rc = 0;
+    for (int first = 0; first < n && rc == 0; first += s->window) {
+        int count = n - first < s->window ? n - first : s->window;
+        for (int i = 0; i < count; i++)
+            jobs[first + i].delta = s->slots + (size_t)i * s->params;
+        run_jobs(s, jobs + first, count);
+        for (int i = 0; i < count && rc == 0 && !s->finished && !s->failed; i++)
+            rc = feed(s, &jobs[first + i]);
+    }
+    return rc;
+}
+
+/* The round's tasks went out: train and deliver the punctual updates in
+ * selection order, let the deadline pass, then train and deliver the
+ * stragglers. A job's result depends on its task alone, so training the
+ * stragglers later changes nothing but the memory held. */
 static int play_round(simulation *s)
 {
-    int n = s->job_count, rc = 0, capacity = s->job_capacity;
+    int n = s->job_count, rc = 0, capacity = s->job_capacity, punctual = 0;
     uint64_t round = s->task.round;
     fedl_error err = {0};
     sim_job *jobs = s->jobs;
@@ -285,10 +305,25 @@ static int play_round(simulation *s)
     s->playing = jobs;
     s->playing_capacity = capacity;
     s->job_count = 0;
-    run_jobs(s, jobs, n);
-    for (int i = 0; i < n && rc == 0 && !s->finished && !s->failed; i++)
-        if (!jobs[i].slow)
-            rc = feed(s, &jobs[i]);
+    s->round_task = s->task;
+    memcpy(s->round_weights, s->task.weights, s->params * sizeof(float));
+    s->round_task.weights = s->round_weights;
+    /* punctual jobs first, stragglers after, each in selection order */
+    for (int i = 0; i < n; i++)
+        punctual += !jobs[i].slow;
+    if (punctual < n) {
+        sim_job *sorted = malloc((size_t)n * sizeof *sorted);
+        int p = 0, q = punctual;
+        if (sorted == NULL)
+            return fprintf(stderr, "fedl simulate: out of memory\n"), 1;
+        for (int i = 0; i < n; i++)
+            sorted[jobs[i].slow ? q++ : p++] = jobs[i];
+        memcpy(jobs, sorted, (size_t)n * sizeof *sorted);
+        free(sorted);
+    }
+    atomic_store(&s->jobs_done, 0);
+    s->round_jobs = n;
+    rc = play_window(s, jobs, punctual);
     if (rc == 0 && !s->finished && !s->failed && fedl_coordinator_round_open(s->coordinator) &&
         s->task.round == round) {
         s->now_ms = s->timer_ms;
@@ -296,16 +331,10 @@ static int play_round(simulation *s)
             return fprintf(stderr, "fedl simulate: %s\n", err.message), 1;
         rc = handle_actions(s);
     }
-    for (int i = 0; i < n && rc == 0 && !s->finished && !s->failed; i++)
-        if (jobs[i].slow)
-            rc = feed(s, &jobs[i]);
-    /* The updates are in the coordinator now: give their buffers back, so
-     * that two rounds' worth is never held (the next round's jobs, already
-     * queued in the other array, have their own). */
-    for (int i = 0; i < n; i++) {
-        free(jobs[i].delta);
-        jobs[i].delta = NULL;
-    }
+    if (rc == 0 && !s->finished && !s->failed)
+        rc = play_window(s, jobs + punctual, n - punctual);
+    if (s->progress)
+        fprintf(stderr, "\r%60s\r", "");
     return rc;
 }
 
@@ -518,6 +547,13 @@ static int setup(simulation *s, const simulate_options *o)
     if (fedl_model_create(o->model, s->train.shape, o->seed, NULL, &global, &err) != FEDL_OK)
         return fprintf(stderr, "fedl simulate: --model: %s\n", err.message), 2;
     s->params = fedl_model_param_count(global);
+    s->window = 4 * s->workers;
+    s->round_weights = malloc(s->params * sizeof(float));
+    s->slots = malloc((size_t)s->window * s->params * sizeof(float));
+    if (s->round_weights == NULL || s->slots == NULL) {
+        fedl_model_destroy(global);
+        return fprintf(stderr, "fedl simulate: out of memory\n"), 1;
+    }
     for (int w = 0; w < s->workers; w++)
         if (fedl_model_create(o->model, s->train.shape, o->seed, &s->allocators[w], &s->models[w],
                               &err) != FEDL_OK) {
@@ -564,10 +600,8 @@ static void teardown(simulation *s)
         fedl_dataset_free(&s->views[i]);
     for (int w = 0; s->models != NULL && w < s->workers; w++)
         fedl_model_destroy(s->models[w]);
-    for (int i = 0; i < s->job_capacity; i++)
-        free(s->jobs[i].delta);
-    for (int i = 0; i < s->playing_capacity; i++)
-        free(s->playing[i].delta);
+    free(s->round_weights);
+    free(s->slots);
     free(s->jobs);
     free(s->playing);
     free(s->allocators);
