@@ -33,7 +33,7 @@ typedef struct simulate_options {
     int clients, rounds, local_epochs, batch, workers, min_clients, max_clients, train_limit,
         test_limit, quiet, retries, send_weights;
     const char *update;
-    float fraction, lr, momentum, mu, drop, slow, quorum, server_lr;
+    float fraction, lr, momentum, mu, drop, slow, crash, quorum, server_lr;
     uint64_t seed, timeout_ms;
 } simulate_options;
 
@@ -53,7 +53,9 @@ static const char simulate_usage[] =
 typedef struct sim_job {
     int client; /* index into the partition */
     uint64_t round;
-    int slow; /* answers after the deadline */
+    int slow;  /* answers after the deadline */
+    int crash; /* killed in the middle of its training; restarts from disk */
+    long killed_at, resumed_at, steps; /* --crash: steps before the kill, at the restart, all */
     /* results */
     fedl_status status;
     fedl_error err;
@@ -78,7 +80,8 @@ typedef struct simulation {
     int window;           /* jobs trained at a time: 4 per worker */
     fedl_model *eval_model;
     FILE *metrics;
-    char ckpt_path[4096]; /* "" = no checkpoints */
+    char ckpt_path[4096];   /* "" = no checkpoints */
+    char clients_dir[4096]; /* --crash: DIR/clients, a directory per client */
     int resumed;
     uint64_t now_ms, timer_ms;
     int finished, failed;
@@ -110,46 +113,204 @@ static void poison(float *values, const float *base, size_t n, fedl_update_kind 
                                                 : scale * values[i];
 }
 
+/* The training session of a job: the task's configuration as the client
+ * holds it. Round 1's client 0 shuffles as `fedl train --seed` would. */
+static fedl_train_config job_config(const simulation *s, const sim_job *job,
+                                    const fedl_task_config *task, const float *weights)
+{
+    fedl_train_config config = fedl_train_config_defaults();
+    config.batch = task->batch;
+    config.epochs = task->local_epochs;
+    config.seed = s->o->seed + (job->round - 1) * 1000003u + (uint64_t)job->client;
+    config.optim.momentum = task->momentum;
+    config.lr.base_lr = task->lr;
+    config.proximal_mu = task->proximal_mu;
+    config.proximal_ref = weights; /* the client's copy of the task's weights */
+    return config;
+}
+
+/* Epochs the trainer has finished. */
+static int epochs_done(const fedl_trainer *t)
+{
+    fedl_train_stats st = fedl_trainer_stats(t);
+    return (int)st.epoch + (st.epoch_samples > 0 && st.position >= st.epoch_samples);
+}
+
+/* Steps until `epochs` are done, or until `stop_after` steps (-1: no
+ * stop), writing the trainer's checkpoint to ckpt_path (NULL: none) every
+ * `every` steps. *stopped says which. */
+static fedl_status train_steps(fedl_trainer *t, fedl_model *m, fedl_allocator *alloc, int epochs,
+                               long stop_after, long every, const char *ckpt_path, int *stopped,
+                               fedl_error *err)
+{
+    fedl_status st = FEDL_OK;
+    long steps = 0;
+    int done;
+    *stopped = 0;
+    while (st == FEDL_OK && epochs_done(t) < epochs) {
+        if (steps == stop_after)
+            return *stopped = 1, FEDL_OK;
+        st = fedl_trainer_step(t, &done, err);
+        if (st == FEDL_OK && ckpt_path != NULL && ++steps % every == 0) {
+            fedl_train_state state;
+            fedl_container_writer *w = NULL;
+            fedl_trainer_state(t, NULL, 0, &state);
+            st = fedl_checkpoint_writer(m, &state, alloc, &w, err);
+            if (st == FEDL_OK)
+                st = fedl_container_write(w, NULL, ckpt_path, err);
+            fedl_container_writer_destroy(w);
+        }
+    }
+    return st;
+}
+
+static int read_file(const char *path, uint8_t **bytes, size_t *length);
+
+/* --crash: the client's state, written durably when it accepts a task. */
+static fedl_status save_client(const fedl_client *cl, fedl_allocator *alloc, const char *path,
+                               fedl_error *err)
+{
+    fedl_container_writer *w = NULL;
+    uint8_t *bytes = NULL;
+    size_t length = 0;
+    fedl_status st = fedl_client_save(cl, alloc, &bytes, &length, err);
+    if (st == FEDL_OK)
+        st = fedl_container_writer_create(FEDL_FILE_CLIENT, alloc, &w, err);
+    if (st == FEDL_OK)
+        st = fedl_container_add(w, "client", FEDL_SECTION_CLIENT, bytes, length, err);
+    if (st == FEDL_OK)
+        st = fedl_container_write(w, NULL, path, err);
+    fedl_container_writer_destroy(w);
+    fedl_mem_free(alloc, bytes, length);
+    return st;
+}
+
+static fedl_status load_client(fedl_client *cl, const char *path, fedl_error *err)
+{
+    fedl_container c;
+    const fedl_section *section;
+    uint8_t *bytes;
+    size_t length;
+    fedl_status st;
+    if (read_file(path, &bytes, &length) != 0)
+        return fedl_error_set(err, FEDL_ERR_IO, "%s: %s", path, strerror(errno));
+    st = fedl_container_parse(bytes, length, path, &c, err);
+    if (st == FEDL_OK &&
+        (c.file_kind != FEDL_FILE_CLIENT || (section = fedl_container_find(&c, "client")) == NULL))
+        st = fedl_error_set(err, FEDL_ERR_FORMAT, "%s: not a client state", path);
+    if (st == FEDL_OK)
+        st =
+            fedl_client_restore(cl, fedl_container_data(&c, section), (size_t)section->length, err);
+    free(bytes);
+    return st;
+}
+
+/* A client killed in the middle of its training starts again the way a
+ * device would: a new client from its saved state, the task's weights it
+ * holds, a new session, the trainer's last checkpoint if one was written
+ * (the steps after it are done again). */
+static fedl_status restart_client(simulation *s, int w, sim_job *job, const char *dir,
+                                  fedl_client **client, fedl_trainer **trainer, fedl_error *err)
+{
+    fedl_allocator *alloc = &s->allocators[w];
+    fedl_model *model = s->models[w];
+    const fedl_task_config *task;
+    const float *weights;
+    fedl_checkpoint *ckpt = NULL;
+    fedl_train_config config;
+    char path[4300];
+    fedl_status st;
+    fedl_trainer_destroy(*trainer);
+    fedl_client_destroy(*client);
+    *trainer = NULL;
+    *client = NULL;
+    for (size_t i = 0; i < s->params; i++) /* nothing survives in memory */
+        fedl_model_params(model)[i] = NAN;
+    st = fedl_client_create(s->ids[job->client], s->params, alloc, client, err);
+    snprintf(path, sizeof path, "%s/client.fedl", dir);
+    if (st == FEDL_OK)
+        st = load_client(*client, path, err);
+    if (st == FEDL_OK && (task = fedl_client_pending(*client, &weights)) == NULL)
+        st = fedl_error_set(err, FEDL_ERR_STATE, "%s: no task pending", path);
+    if (st != FEDL_OK)
+        return st;
+    memcpy(fedl_model_params(model), weights, s->params * sizeof(float));
+    config = job_config(s, job, task, weights);
+    st = fedl_trainer_create(model, &s->views[job->client], &config, alloc, trainer, err);
+    snprintf(path, sizeof path, "%s/train.fedl", dir);
+    if (st == FEDL_OK && access(path, F_OK) == 0) {
+        st = fedl_checkpoint_load(path, alloc, &ckpt, err);
+        if (st == FEDL_OK)
+            st = fedl_trainer_restore(*trainer, ckpt, err);
+        fedl_checkpoint_free(ckpt);
+    }
+    return st;
+}
+
 /* Local training of one job on worker w: the task's weights into the
- * worker's model, a training session on the client's data, the update. */
+ * worker's model, a training session on the client's data, the update.
+ * A --crash job keeps its state in DIR/clients/<id>/ (client.fedl when it
+ * accepts, train.fedl every third of its steps), is killed half way and
+ * restarts from those files. */
 static void run_job(simulation *s, int w, sim_job *job)
 {
     const simulate_options *o = s->o;
     fedl_model *model = s->models[w];
-    fedl_train_config config = fedl_train_config_defaults();
+    fedl_train_config config;
     fedl_trainer *trainer = NULL;
     fedl_client *client = NULL;
     fedl_train_stats stats;
     fedl_error *err = &job->err;
-    int done;
     fedl_allocator *alloc = &s->allocators[w];
+    const fedl_dataset *data = &s->views[job->client];
+    long total = 0, every = 0, crash_at = -1;
+    char dir[4200], ckpt_path[4300];
+    int stopped = 0;
     job->status = fedl_client_create(s->ids[job->client], s->params, alloc, &client, err);
     if (job->status == FEDL_OK)
         fedl_client_send_weights(client, o->send_weights);
     if (job->status == FEDL_OK)
         job->status = fedl_client_accept_task(client, &s->round_task, err);
+    if (job->status == FEDL_OK && job->crash) {
+        snprintf(dir, sizeof dir, "%s/%s", s->clients_dir, s->ids[job->client]);
+        snprintf(ckpt_path, sizeof ckpt_path, "%s/train.fedl", dir);
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+            job->status = fedl_error_set(err, FEDL_ERR_IO, "%s: %s", dir, strerror(errno));
+        else if (unlink(ckpt_path) != 0 && errno != ENOENT) /* a new task: a new session */
+            job->status = fedl_error_set(err, FEDL_ERR_IO, "%s: %s", ckpt_path, strerror(errno));
+        snprintf(ckpt_path, sizeof ckpt_path, "%s/client.fedl", dir);
+        if (job->status == FEDL_OK)
+            job->status = save_client(client, alloc, ckpt_path, err);
+        snprintf(ckpt_path, sizeof ckpt_path, "%s/train.fedl", dir);
+        total = (long)s->round_task.config.local_epochs *
+                (long)((data->count + (size_t)s->round_task.config.batch - 1) /
+                       (size_t)s->round_task.config.batch);
+        every = total / 3 > 0 ? total / 3 : 1;
+        crash_at = total / 2;
+    }
     if (job->status != FEDL_OK)
         goto out;
     memcpy(fedl_model_params(model), s->round_task.weights, s->params * sizeof(float));
-    config.batch = s->round_task.config.batch;
-    config.epochs = s->round_task.config.local_epochs;
-    /* Round 1's client 0 shuffles as `fedl train --seed` would. */
-    config.seed = o->seed + (job->round - 1) * 1000003u + (uint64_t)job->client;
-    config.optim.momentum = s->round_task.config.momentum;
-    config.lr.base_lr = s->round_task.config.lr;
-    config.proximal_mu = s->round_task.config.proximal_mu;
-    config.proximal_ref = s->round_task.weights; /* unchanged until the round closes */
-    job->status = fedl_trainer_create(model, &s->views[job->client], &config, alloc, &trainer, err);
-    for (int e = 0; job->status == FEDL_OK && e < config.epochs; e++) {
-        done = 0;
-        while (job->status == FEDL_OK && !done)
-            job->status = fedl_trainer_step(trainer, &done, err);
+    config = job_config(s, job, &s->round_task.config, s->round_task.weights);
+    job->status = fedl_trainer_create(model, data, &config, alloc, &trainer, err);
+    if (job->status == FEDL_OK)
+        job->status = train_steps(trainer, model, alloc, config.epochs, crash_at, every,
+                                  job->crash ? ckpt_path : NULL, &stopped, err);
+    if (job->status == FEDL_OK && stopped) {
+        job->killed_at = crash_at;
+        job->steps = total;
+        job->status = restart_client(s, w, job, dir, &client, &trainer, err);
+        if (job->status == FEDL_OK) {
+            job->resumed_at = (long)fedl_trainer_stats(trainer).global_step;
+            job->status = train_steps(trainer, model, alloc, config.epochs, -1, every, ckpt_path,
+                                      &stopped, err);
+        }
     }
     if (job->status != FEDL_OK)
         goto out;
     stats = fedl_trainer_stats(trainer);
     {
-        fedl_telemetry t = {0, 0.0, s->views[job->client].count, 0};
+        fedl_telemetry t = {0, 0.0, data->count, 0};
         fedl_update u;
         job->status =
             fedl_client_make_update(client, fedl_model_params(model), stats.samples_seen,
@@ -160,6 +321,14 @@ static void run_job(simulation *s, int w, sim_job *job)
             job->update.values = job->delta;
             if (job->client < o->attackers)
                 poison(job->delta, s->round_task.weights, s->params, u.kind, o->attack_scale);
+        }
+        if (job->status == FEDL_OK && job->crash) { /* delivered: the round is done here */
+            snprintf(ckpt_path, sizeof ckpt_path, "%s/client.fedl", dir);
+            job->status = save_client(client, alloc, ckpt_path, err);
+            snprintf(ckpt_path, sizeof ckpt_path, "%s/train.fedl", dir);
+            if (job->status == FEDL_OK && unlink(ckpt_path) != 0 && errno != ENOENT)
+                job->status =
+                    fedl_error_set(err, FEDL_ERR_IO, "%s: %s", ckpt_path, strerror(errno));
         }
     }
 out:
@@ -251,6 +420,8 @@ static int add_job(simulation *s, const char *client_id)
     job->client = client;
     job->round = s->task.round;
     job->slow = draw(s->o->seed, job->round, client, 1) < s->o->slow;
+    job->crash = draw(s->o->seed, job->round, client, 2) < s->o->crash;
+    job->killed_at = -1;
     if (draw(s->o->seed, job->round, client, 0) < s->o->drop)
         return 0; /* this client vanishes: no job */
     s->job_count++;
@@ -260,6 +431,9 @@ static int add_job(simulation *s, const char *client_id)
 static int feed(simulation *s, sim_job *job)
 {
     fedl_error err = {0};
+    if (job->killed_at >= 0 && !s->o->quiet)
+        printf("       %s killed after %ld of %ld steps, restarted from its files at step %ld\n",
+               s->ids[job->client], job->killed_at, job->steps, job->resumed_at);
     if (job->status != FEDL_OK) {
         fprintf(stderr, "fedl simulate: %s: %s (no update sent)\n", s->ids[job->client],
                 job->err.message);
@@ -488,6 +662,9 @@ static int resume(simulation *s, const char *dir)
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return fprintf(stderr, "fedl simulate: --ckpt-dir %s: %s\n", dir, strerror(errno)), 1;
     snprintf(s->ckpt_path, sizeof s->ckpt_path, "%s/coordinator.fedl", dir);
+    snprintf(s->clients_dir, sizeof s->clients_dir, "%s/clients", dir);
+    if (s->o->crash > 0.0f && mkdir(s->clients_dir, 0755) != 0 && errno != EEXIST)
+        return fprintf(stderr, "fedl simulate: %s: %s\n", s->clients_dir, strerror(errno)), 1;
     if (read_file(s->ckpt_path, &bytes, &length) != 0) {
         if (errno == ENOENT)
             return 0;
@@ -663,6 +840,10 @@ int cmd_simulate(int argc, char **argv)
          1e6},
         {"drop", CLI_FLOAT, &o.drop, "P", "share of selected clients that never answer [0]", 0, 1},
         {"slow", CLI_FLOAT, &o.slow, "P", "share that answer after the deadline [0]", 0, 1},
+        {"crash", CLI_FLOAT, &o.crash, "P",
+         "share killed half way through training, restarting from their state in "
+         "--ckpt-dir [0]",
+         0, 1},
         {"late", CLI_STRING, &o.late, "HOW", "late updates: reject or fold [reject]", 0, 0},
         {"attackers", CLI_INT, &o.attackers, "K", "the first K clients are poisoned (--attack) [0]",
          0, 1000000},
@@ -709,6 +890,11 @@ int cmd_simulate(int argc, char **argv)
             fprintf(stderr, "fedl simulate: --attack: scale:F or nan (got '%s')\n", o.attack);
             return 2;
         }
+    }
+    if (o.crash > 0.0f && o.ckpt_dir == NULL) {
+        fprintf(stderr, "fedl simulate: --crash needs --ckpt-dir DIR (the clients keep their "
+                        "state in DIR/clients)\n");
+        return 2;
     }
     if (strcmp(o.late, "reject") != 0 && strcmp(o.late, "fold") != 0) {
         fprintf(stderr, "fedl simulate: --late: 'reject' or 'fold' (got '%s')\n", o.late);

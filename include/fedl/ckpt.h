@@ -105,6 +105,7 @@ typedef enum fedl_file_kind {
     FEDL_FILE_CHECKPOINT = 2,  /* full training state */
     FEDL_FILE_CSV_INDEX = 3,   /* a CSV data set's kept index (PATH.fedlidx) */
     FEDL_FILE_COORDINATOR = 4, /* a federated coordinator between rounds (fedl/fl.h) */
+    FEDL_FILE_CLIENT = 5,      /* a federated client's accepted task (fedl/fl.h) */
 } fedl_file_kind;
 
 typedef enum fedl_section_kind {
@@ -120,6 +121,7 @@ typedef enum fedl_section_kind {
     FEDL_SECTION_META = 10,        /* key/value metadata */
     FEDL_SECTION_DATA = 11,        /* how the training data was read: a CSV fit (fedl/csv.h) */
     FEDL_SECTION_COORDINATOR = 12, /* fedl_coordinator_save's bytes */
+    FEDL_SECTION_CLIENT = 13,      /* fedl_client_save's bytes */
 } fedl_section_kind;
 
 typedef struct fedl_section {

@@ -316,6 +316,27 @@ fedl_status fedl_client_make_update(fedl_client *cl, const float *trained, uint6
 /* The round of the task accepted last (0 = none), for a host that
  * persists it. */
 uint64_t fedl_client_round(const fedl_client *cl);
+/* The task accepted and not yet answered: its training configuration, and
+ * in *weights (if not NULL) its (params) weights; NULL (and *weights NULL)
+ * when there is none. A host restarted mid-round trains from these weights,
+ * or from its trainer's last checkpoint of the round. */
+const fedl_task_config *fedl_client_pending(const fedl_client *cl, const float **weights);
+
+/* The client as bytes (from alloc, freed with fedl_mem_free(alloc, *bytes,
+ * *length)): its id, the accepted task (round, model version, training
+ * configuration, weights and their SHA-256) and the last round delivered.
+ * A host writes it when it accepts a task (a container section of kind
+ * FEDL_FILE_CLIENT carries it to disk with a CRC): a device killed in the
+ * middle of a round restores it and its trainer's checkpoint, finishes the
+ * local training and still delivers. Little-endian, versioned. */
+fedl_status fedl_client_save(const fedl_client *cl, fedl_allocator *alloc, uint8_t **bytes,
+                             size_t *length, fedl_error *err);
+/* Into a client created with the same id and model size. FEDL_ERR_FORMAT
+ * naming the byte offset for a damaged image (weights that do not match
+ * their SHA-256, a configuration out of range), FEDL_ERR_STATE for another
+ * client's or another model's; the client is unchanged on failure. */
+fedl_status fedl_client_restore(fedl_client *cl, const uint8_t *bytes, size_t length,
+                                fedl_error *err);
 
 #ifdef __cplusplus
 }

@@ -474,10 +474,10 @@ fedl_status fedl_container_writer_create(fedl_file_kind kind, fedl_allocator *al
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "container writer: out is NULL");
     *out = NULL;
     if (kind != FEDL_FILE_MODEL && kind != FEDL_FILE_CHECKPOINT && kind != FEDL_FILE_CSV_INDEX &&
-        kind != FEDL_FILE_COORDINATOR)
+        kind != FEDL_FILE_COORDINATOR && kind != FEDL_FILE_CLIENT)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                               "container writer: unknown file kind %d (1 model, 2 checkpoint, 3 "
-                              "CSV index, 4 coordinator)",
+                              "CSV index, 4 coordinator, 5 client)",
                               (int)kind);
     if (alloc == NULL)
         alloc = fedl_allocator_default();

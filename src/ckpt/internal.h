@@ -1,6 +1,6 @@
 /*
  * internal.h - helpers shared by the files of src/ckpt: little-endian
- * integers on disk whatever the host, and the container writer's allocator.
+ * integers on disk (core/le.h), and the container writer's allocator.
  */
 #ifndef FEDL_CKPT_INTERNAL_H
 #define FEDL_CKPT_INTERNAL_H
@@ -8,39 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/le.h"
 #include "fedl/ckpt.h"
-
-static inline void fedl_put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static inline uint32_t fedl_get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline void fedl_put_u64(uint8_t *p, uint64_t v)
-{
-    fedl_put_u32(p, (uint32_t)v);
-    fedl_put_u32(p + 4, (uint32_t)(v >> 32));
-}
-
-static inline uint64_t fedl_get_u64(const uint8_t *p)
-{
-    return (uint64_t)fedl_get_u32(p) | (uint64_t)fedl_get_u32(p + 4) << 32;
-}
-
-static inline int fedl_host_is_little_endian(void)
-{
-    const uint32_t one = 1;
-    uint8_t first;
-    memcpy(&first, &one, 1);
-    return first == 1;
-}
 
 /* For tests and fuzzers: recompute the stored total length, every section
  * CRC, the table CRC and the trailer CRC of a (possibly mutated) container

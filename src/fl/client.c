@@ -10,17 +10,7 @@
 
 #include "fedl/fl.h"
 
-struct fedl_client {
-    char id[FEDL_CLIENT_ID_MAX];
-    fedl_allocator *alloc;
-    size_t params;
-    float *base;  /* (params) the accepted task's weights */
-    float *delta; /* (params) the last update's values: delta or weights */
-    uint64_t round, version;
-    int accepted;             /* a task is accepted and not yet answered */
-    int send_weights;         /* FEDL_UPDATE_WEIGHTS instead of deltas */
-    uint64_t delivered_round; /* the last round answered */
-};
+#include "fl/client_internal.h"
 
 fedl_status fedl_client_create(const char *client_id, size_t params, fedl_allocator *alloc,
                                fedl_client **out, fedl_error *err)
@@ -96,6 +86,8 @@ fedl_status fedl_client_accept_task(fedl_client *cl, const fedl_task *task, fedl
                               "SHA-256",
                               cl->id, (unsigned long long)task->round);
     memcpy(cl->base, task->weights, cl->params * sizeof(float));
+    memcpy(cl->base_sha256, digest, sizeof digest);
+    cl->config = task->config;
     cl->round = task->round;
     cl->version = task->model_version;
     cl->accepted = 1;
@@ -147,4 +139,11 @@ void fedl_client_send_weights(fedl_client *cl, int on)
 uint64_t fedl_client_round(const fedl_client *cl)
 {
     return cl->round;
+}
+
+const fedl_task_config *fedl_client_pending(const fedl_client *cl, const float **weights)
+{
+    if (weights != NULL)
+        *weights = cl->accepted ? cl->base : NULL;
+    return cl->accepted ? &cl->config : NULL;
 }

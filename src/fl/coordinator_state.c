@@ -21,51 +21,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/le.h"
 #include "fl/coordinator_internal.h"
 
 #define MAGIC "FEDLCOOR"
 #define FORMAT_VERSION 1u
 #define HEADER_BYTES 80
 #define CLIENT_FIXED_BYTES (1 + 8 + 8 + 8 + 8 + 4)
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    put_u32(p, (uint32_t)v);
-    put_u32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
-static void put_floats(uint8_t *p, const float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t bits;
-        memcpy(&bits, &x[i], 4);
-        put_u32(p + 4 * i, bits);
-    }
-}
-
-static void get_floats(const uint8_t *p, float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t bits = get_u32(p + 4 * i);
-        memcpy(&x[i], &bits, 4);
-    }
-}
 
 /* The settings a restored coordinator must share with the saved one, as
  * canonical text hashed. */
@@ -107,17 +69,17 @@ fedl_status fedl_coordinator_save(const fedl_coordinator *co, fedl_allocator *al
         return fedl_error_set(err, FEDL_ERR_NOMEM, "coordinator: cannot allocate %zu bytes to save",
                               size);
     memcpy(b, MAGIC, 8);
-    put_u32(b + 8, FORMAT_VERSION);
+    fedl_put_u32(b + 8, FORMAT_VERSION);
     fingerprint_config(&co->config, co->params, b + 12);
-    put_u64(b + 44, co->params);
-    put_u64(b + 52, co->version);
-    put_u64(b + 60, rounds);
-    put_u64(b + 68, state_floats);
-    put_u32(b + 76, (uint32_t)co->client_count);
-    put_floats(b + HEADER_BYTES, co->weights, co->params);
+    fedl_put_u64(b + 44, co->params);
+    fedl_put_u64(b + 52, co->version);
+    fedl_put_u64(b + 60, rounds);
+    fedl_put_u64(b + 68, state_floats);
+    fedl_put_u32(b + 76, (uint32_t)co->client_count);
+    fedl_put_floats(b + HEADER_BYTES, co->weights, co->params);
     at = HEADER_BYTES + 4 * co->params;
     if (state_floats > 0)
-        put_floats(b + at, state, state_floats);
+        fedl_put_floats(b + at, state, state_floats);
     at += 4 * state_floats;
     for (int i = 0; i < co->client_count; i++) {
         const client_entry *c = &co->clients[i];
@@ -127,11 +89,11 @@ fedl_status fedl_coordinator_save(const fedl_coordinator *co, fedl_allocator *al
         b[at] = (uint8_t)id;
         memcpy(b + at + 1, c->id, id);
         at += 1 + id;
-        put_u64(b + at, c->last_seen_ms);
-        put_u64(b + at + 8, c->telemetry.free_memory);
-        put_u64(b + at + 16, temperature);
-        put_u64(b + at + 24, c->telemetry.samples);
-        put_u32(b + at + 32, (uint32_t)c->telemetry.pressure);
+        fedl_put_u64(b + at, c->last_seen_ms);
+        fedl_put_u64(b + at + 8, c->telemetry.free_memory);
+        fedl_put_u64(b + at + 16, temperature);
+        fedl_put_u64(b + at + 24, c->telemetry.samples);
+        fedl_put_u32(b + at + 32, (uint32_t)c->telemetry.pressure);
         at += 36;
     }
     *bytes = b;
@@ -156,27 +118,33 @@ static fedl_status restore_clients(fedl_coordinator *co, const uint8_t *b, size_
         uint64_t temperature, last_seen;
         size_t n;
         fedl_status st;
+        int count_before;
         if (at + 1 > length)
             return truncated(at, 1, length, err);
         n = b[at];
+        if (at + CLIENT_FIXED_BYTES + n > length)
+            return truncated(at, CLIENT_FIXED_BYTES + n, length, err);
         if (n == 0 || n >= FEDL_CLIENT_ID_MAX || memchr(b + at + 1, '\0', n) != NULL)
             return fedl_error_set(err, FEDL_ERR_FORMAT,
                                   "coordinator state: byte %zu: client %u has a bad id", at, i);
-        if (at + CLIENT_FIXED_BYTES + n > length)
-            return truncated(at, CLIENT_FIXED_BYTES + n, length, err);
         memcpy(id, b + at + 1, n);
         id[n] = '\0';
         at += 1 + n;
-        last_seen = get_u64(b + at);
-        t.free_memory = get_u64(b + at + 8);
-        temperature = get_u64(b + at + 16);
+        last_seen = fedl_get_u64(b + at);
+        t.free_memory = fedl_get_u64(b + at + 8);
+        temperature = fedl_get_u64(b + at + 16);
         memcpy(&t.temperature_c, &temperature, 8);
-        t.samples = get_u64(b + at + 24);
-        t.pressure = (int)get_u32(b + at + 32);
+        t.samples = fedl_get_u64(b + at + 24);
+        t.pressure = (int)fedl_get_u32(b + at + 32);
         at += 36;
+        count_before = co->client_count;
         st = fedl_coordinator_register(co, id, &t, last_seen, err);
         if (st != FEDL_OK)
             return st;
+        if (co->client_count == count_before) /* registered again: an update, not an entry */
+            return fedl_error_set(err, FEDL_ERR_FORMAT,
+                                  "coordinator state: byte %zu: client %s appears twice",
+                                  at - 37 - n, id);
     }
     if (at != length)
         return fedl_error_set(err, FEDL_ERR_FORMAT,
@@ -199,7 +167,7 @@ fedl_status fedl_coordinator_restore(fedl_coordinator *co, const uint8_t *b, siz
                               "coordinator: restore into a fresh coordinator, before it starts");
     if (length < HEADER_BYTES)
         return truncated(0, HEADER_BYTES, length, err);
-    if (memcmp(b, MAGIC, 8) != 0 || get_u32(b + 8) != FORMAT_VERSION)
+    if (memcmp(b, MAGIC, 8) != 0 || fedl_get_u32(b + 8) != FORMAT_VERSION)
         return fedl_error_set(err, FEDL_ERR_FORMAT,
                               "coordinator state: byte 0: not a version %u coordinator state",
                               FORMAT_VERSION);
@@ -208,11 +176,11 @@ fedl_status fedl_coordinator_restore(fedl_coordinator *co, const uint8_t *b, siz
         return fedl_error_set(err, FEDL_ERR_STATE,
                               "coordinator state: saved with another configuration (rounds, "
                               "clients, task, strategy or model size differ)");
-    params = get_u64(b + 44);
-    version = get_u64(b + 52);
-    rounds = get_u64(b + 60);
-    state_floats = get_u64(b + 68);
-    count = get_u32(b + 76);
+    params = fedl_get_u64(b + 44);
+    version = fedl_get_u64(b + 52);
+    rounds = fedl_get_u64(b + 60);
+    state_floats = fedl_get_u64(b + 68);
+    count = fedl_get_u32(b + 76);
     if (params != co->params || state_floats != fedl_aggregator_state_floats(co->aggregator) ||
         version > (uint64_t)co->config.rounds)
         return fedl_error_set(err, FEDL_ERR_FORMAT,
@@ -227,7 +195,7 @@ fedl_status fedl_coordinator_restore(fedl_coordinator *co, const uint8_t *b, siz
         state = fedl_mem_alloc(co->alloc, state_floats * sizeof(float));
         if (state == NULL)
             return fedl_error_set(err, FEDL_ERR_NOMEM, "coordinator state: cannot allocate");
-        get_floats(b + at + 4 * params, state, state_floats);
+        fedl_get_floats(b + at + 4 * params, state, state_floats);
     }
     st = fedl_aggregator_restore(co->aggregator, state, state_floats, rounds, err);
     fedl_mem_free(co->alloc, state, state_floats * sizeof(float));
@@ -239,7 +207,7 @@ fedl_status fedl_coordinator_restore(fedl_coordinator *co, const uint8_t *b, siz
         return st;
     }
     for (size_t i = 0; i < params; i++) {
-        uint32_t bits = get_u32(b + at + 4 * i);
+        uint32_t bits = fedl_get_u32(b + at + 4 * i);
         float w;
         memcpy(&w, &bits, 4);
         if (!isfinite(w)) {
@@ -249,7 +217,7 @@ fedl_status fedl_coordinator_restore(fedl_coordinator *co, const uint8_t *b, siz
                                   at + 4 * i, i);
         }
     }
-    get_floats(b + at, co->weights, params);
+    fedl_get_floats(b + at, co->weights, params);
     co->version = version;
     fedl_coordinator_rehash(co);
     return FEDL_OK;

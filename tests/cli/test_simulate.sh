@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_simulate.sh FEDL SOURCE_DIR - `fedl simulate`: a federated run in one
 # process completes and learns; the same seed gives the same model whatever
-# the number of worker threads; FedAvg of one client for one round equals
+# the number of worker threads, and when clients are killed mid-round and
+# restart from their files; FedAvg of one client for one round equals
 # centralised training with the same data order, bit for bit; a coordinator
 # killed at random points resumes and ends with the same model; a poisoned
 # client wrecks FedAvg but not median or Krum, and a NaN update is refused;
@@ -35,6 +36,19 @@ PY
 check "one worker" 0 "$fedl" simulate "$@" --workers 1 --quiet --out "$work/w1.fedl"
 same "the same model with 1 and 2 workers" "$work/w1.fedl" "$work/w2.fedl"
 check "the model file verifies" 0 "$fedl" ckpt verify "$work/w1.fedl"
+
+# Half the clients killed half way through their local training each round
+# restart from their own files (client state, trainer checkpoint), redo the
+# steps since it and deliver: the same model.
+check "clients killed mid-round" 0 "$fedl" simulate "$@" --workers 2 --crash 0.5 \
+    --ckpt-dir "$work/crash" --out "$work/crash.fedl"
+contains "they were killed and restarted" "$work/out" \
+    "client-[0-9]* killed after 6 of 13 steps, restarted from its files at step 4"
+same "they still delivered: the same model" "$work/crash.fedl" "$work/w1.fedl"
+[ -f "$work/crash/clients/client-0000/client.fedl" ] && pass || fail "no client state kept"
+check "the client state verifies" 0 "$fedl" ckpt verify "$work/crash/clients/client-0000/client.fedl"
+check "--crash without --ckpt-dir" 2 "$fedl" simulate "$@" --crash 0.5
+contains "says why" "$work/err" "needs --ckpt-dir"
 
 # One client, one round, one local epoch, sending its weights: FedAvg gives
 # back exactly what `fedl train` (one BLAS thread, like the simulator) gets.

@@ -468,6 +468,20 @@ static void test_save_and_restore_between_rounds(void **state)
     assert_int_equal(fedl_coordinator_restore(other, bytes, length, &err), FEDL_ERR_FORMAT);
     bytes[0] ^= 1;
     fedl_coordinator_destroy(other);
+    /* the registry: the last of the 6 entries (u8 6, "dev-05", 36 bytes)
+     * naming the one before it again, then an id running past the end
+     * (both found by fuzz_coordinator_state) */
+    assert_int_equal(fedl_coordinator_create(&c, initial, PARAMS, NULL, &other, &err), FEDL_OK);
+    memcpy(bytes + length - 42, bytes + length - 85, 6);
+    assert_int_equal(fedl_coordinator_restore(other, bytes, length, &err), FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "client dev-04 appears twice"));
+    assert_int_equal(fedl_coordinator_client_count(other), 0);
+    fedl_coordinator_destroy(other);
+    assert_int_equal(fedl_coordinator_create(&c, initial, PARAMS, NULL, &other, &err), FEDL_OK);
+    bytes[length - 43] = 60;
+    assert_int_equal(fedl_coordinator_restore(other, bytes, length, &err), FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "byte"));
+    fedl_coordinator_destroy(other);
     c.rounds = 9;
     assert_int_equal(fedl_coordinator_create(&c, initial, PARAMS, NULL, &other, &err), FEDL_OK);
     assert_int_equal(fedl_coordinator_restore(other, bytes, length, &err), FEDL_ERR_STATE);
