@@ -3,8 +3,10 @@
  * coordinator and three clients in one process, each client training on
  * its own third of a small data set (an iid partition). The host carries
  * the coordinator's actions: tasks to the clients, their updates back,
- * timers (none fire here: everyone answers), round reports. The same
- * machines run under `fedl simulate` and over a network.
+ * timers (none fire here: everyone answers), round reports. In round 2
+ * every client restarts from the state it saved on accepting its task,
+ * as a device killed mid-round would. The same machines run under
+ * `fedl simulate` and over a network.
  *
  *   cc federated_rounds.c $(pkg-config --cflags --libs fedl) -o federated_rounds
  *   ./federated_rounds [--smoke]
@@ -20,26 +22,54 @@
 #define SAMPLES 600
 #define SPEC "conv2d(4,3,pad=1) relu maxpool2d(2) flatten dense(4)"
 
+/* A device restarting: the client comes back from the bytes it saved when
+ * it accepted its task (a real device writes them to a file, as a
+ * container of kind FEDL_FILE_CLIENT, and checkpoints its trainer too). */
+static fedl_status restart(fedl_client **client, size_t params, fedl_error *err)
+{
+    char id[FEDL_CLIENT_ID_MAX];
+    uint8_t *bytes;
+    size_t length;
+    const float *weights;
+    fedl_status st = fedl_client_save(*client, NULL, &bytes, &length, err);
+    if (st != FEDL_OK)
+        return st;
+    snprintf(id, sizeof id, "%s", fedl_client_id(*client)); /* the device knows who it is */
+    fedl_client_destroy(*client);
+    st = fedl_client_create(id, params, NULL, client, err);
+    if (st == FEDL_OK)
+        st = fedl_client_restore(*client, bytes, length, err);
+    if (st == FEDL_OK && fedl_client_pending(*client, &weights) == NULL)
+        st = fedl_error_set(err, FEDL_ERR_STATE, "%s: the task was lost", id);
+    fedl_mem_free(NULL, bytes, length);
+    return st;
+}
+
 /* Local training on a client's part: the task's weights in, one epoch. */
 static fedl_status train_locally(fedl_model *model, fedl_dataset *part, const fedl_task *task,
-                                 fedl_client *client, fedl_update *u, fedl_error *err)
+                                 fedl_client **client, fedl_update *u, fedl_error *err)
 {
     fedl_train_config config = fedl_train_config_defaults();
     fedl_trainer *trainer = NULL;
     fedl_train_stats s;
-    fedl_status st = fedl_client_accept_task(client, task, err);
+    const fedl_task_config *pending;
+    const float *weights;
+    fedl_status st = fedl_client_accept_task(*client, task, err);
     int done = 0;
+    if (st == FEDL_OK && task->round == 2) /* every client restarts once */
+        st = restart(client, task->params, err);
     if (st != FEDL_OK)
         return st;
-    memcpy(fedl_model_params(model), task->weights, task->params * sizeof(float));
-    config.batch = task->config.batch;
-    config.lr.base_lr = task->config.lr;
+    pending = fedl_client_pending(*client, &weights);
+    memcpy(fedl_model_params(model), weights, task->params * sizeof(float));
+    config.batch = pending->batch;
+    config.lr.base_lr = pending->lr;
     st = fedl_trainer_create(model, part, &config, NULL, &trainer, err);
     while (st == FEDL_OK && !done)
         st = fedl_trainer_step(trainer, &done, err);
     if (st == FEDL_OK) {
         s = fedl_trainer_stats(trainer);
-        st = fedl_client_make_update(client, fedl_model_params(model), s.epoch_seen,
+        st = fedl_client_make_update(*client, fedl_model_params(model), s.epoch_seen,
                                      s.loss_sum / (double)s.epoch_seen, NULL, u, err);
     }
     fedl_trainer_destroy(trainer);
@@ -92,7 +122,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < n; i++) {
             if (a[i].kind == FEDL_FL_SEND_TASK) {
                 int c = a[i].client_id[7] - '0';
-                if (train_locally(model, &parts[c], a[i].task, clients[c], &pending[answers++],
+                if (train_locally(model, &parts[c], a[i].task, &clients[c], &pending[answers++],
                                   &err) != FEDL_OK)
                     goto done;
             } else if (a[i].kind == FEDL_FL_ROUND_DONE) {

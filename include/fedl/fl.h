@@ -316,6 +316,8 @@ fedl_status fedl_client_make_update(fedl_client *cl, const float *trained, uint6
 /* The round of the task accepted last (0 = none), for a host that
  * persists it. */
 uint64_t fedl_client_round(const fedl_client *cl);
+/* The client's id, as given to fedl_client_create. */
+const char *fedl_client_id(const fedl_client *cl);
 /* The task accepted and not yet answered: its training configuration, and
  * in *weights (if not NULL) its (params) weights; NULL (and *weights NULL)
  * when there is none. A host restarted mid-round trains from these weights,

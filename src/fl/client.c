@@ -141,6 +141,11 @@ uint64_t fedl_client_round(const fedl_client *cl)
     return cl->round;
 }
 
+const char *fedl_client_id(const fedl_client *cl)
+{
+    return cl->id;
+}
+
 const fedl_task_config *fedl_client_pending(const fedl_client *cl, const float **weights)
 {
     if (weights != NULL)
