@@ -27,13 +27,15 @@
 #include "fedl/fedl.h"
 
 typedef struct simulate_options {
-    const char *model, *data, *partition, *strategy, *metrics, *out, *late, *ckpt_dir, *attack;
+    const char *model, *data, *partition, *strategy, *metrics, *out, *late, *ckpt_dir, *attack,
+        *client_memory;
+    size_t client_budget; /* bytes, from --client-memory; 0 = no limit */
     int attackers;
     float attack_scale; /* from --attack scale:F; NaN for --attack nan */
     int clients, rounds, local_epochs, batch, workers, min_clients, max_clients, train_limit,
         test_limit, quiet, retries, send_weights;
     const char *update;
-    float fraction, lr, momentum, mu, drop, slow, crash, quorum, server_lr;
+    float fraction, lr, momentum, mu, drop, slow, crash, quorum, server_lr, server_tau;
     uint64_t seed, timeout_ms;
 } simulate_options;
 
@@ -129,6 +131,23 @@ static fedl_train_config job_config(const simulation *s, const sim_job *job,
     return config;
 }
 
+/* --client-memory: the micro-batch whose plan fits each client's budget,
+ * as `fedl train --memory SIZE` picks it (the effective batch stays). */
+static fedl_status plan_job(const simulation *s, const fedl_model *model, const fedl_dataset *data,
+                            fedl_train_config *config, fedl_plan *plan, fedl_error *err)
+{
+    fedl_status st;
+    if (s->o->client_budget == 0)
+        return FEDL_OK;
+    st = fedl_plan_training(model, data, config, s->o->client_budget, plan, err);
+    if (st == FEDL_OK && !plan->fits)
+        return fedl_error_set(err, FEDL_ERR_NOMEM, "--client-memory %s: %s", s->o->client_memory,
+                              plan->reason);
+    if (st == FEDL_OK)
+        config->micro_batch = plan->micro_batch;
+    return st;
+}
+
 /* Epochs the trainer has finished. */
 static int epochs_done(const fedl_trainer *t)
 {
@@ -218,6 +237,7 @@ static fedl_status restart_client(simulation *s, int w, sim_job *job, const char
     const float *weights;
     fedl_checkpoint *ckpt = NULL;
     fedl_train_config config;
+    fedl_plan plan;
     char path[4300];
     fedl_status st;
     fedl_trainer_destroy(*trainer);
@@ -236,7 +256,9 @@ static fedl_status restart_client(simulation *s, int w, sim_job *job, const char
         return st;
     memcpy(fedl_model_params(model), weights, s->params * sizeof(float));
     config = job_config(s, job, task, weights);
-    st = fedl_trainer_create(model, &s->views[job->client], &config, alloc, trainer, err);
+    st = plan_job(s, model, &s->views[job->client], &config, &plan, err);
+    if (st == FEDL_OK)
+        st = fedl_trainer_create(model, &s->views[job->client], &config, alloc, trainer, err);
     snprintf(path, sizeof path, "%s/train.fedl", dir);
     if (st == FEDL_OK && access(path, F_OK) == 0) {
         st = fedl_checkpoint_load(path, alloc, &ckpt, err);
@@ -257,6 +279,7 @@ static void run_job(simulation *s, int w, sim_job *job)
     const simulate_options *o = s->o;
     fedl_model *model = s->models[w];
     fedl_train_config config;
+    fedl_plan plan;
     fedl_trainer *trainer = NULL;
     fedl_client *client = NULL;
     fedl_train_stats stats;
@@ -292,7 +315,9 @@ static void run_job(simulation *s, int w, sim_job *job)
         goto out;
     memcpy(fedl_model_params(model), s->round_task.weights, s->params * sizeof(float));
     config = job_config(s, job, &s->round_task.config, s->round_task.weights);
-    job->status = fedl_trainer_create(model, data, &config, alloc, &trainer, err);
+    job->status = plan_job(s, model, data, &config, &plan, err);
+    if (job->status == FEDL_OK)
+        job->status = fedl_trainer_create(model, data, &config, alloc, &trainer, err);
     if (job->status == FEDL_OK)
         job->status = train_steps(trainer, model, alloc, config.epochs, crash_at, every,
                                   job->crash ? ckpt_path : NULL, &stopped, err);
@@ -626,6 +651,33 @@ static int run(simulation *s)
     return rc != 0 || s->failed;
 }
 
+/* --client-memory: the plan of the client with the most samples. */
+static int report_client_plan(const simulation *s)
+{
+    int largest = 0;
+    sim_job job = {0};
+    fedl_task_config task;
+    fedl_train_config config;
+    fedl_plan plan;
+    fedl_error err = {0};
+    for (int i = 1; i < s->o->clients; i++)
+        if (s->views[i].count > s->views[largest].count)
+            largest = i;
+    job.client = largest;
+    job.round = 1;
+    task = (fedl_task_config){s->o->local_epochs, s->o->batch, s->o->lr, s->o->momentum, s->o->mu};
+    config = job_config(s, &job, &task, NULL);
+    if (plan_job(s, s->models[0], &s->views[largest], &config, &plan, &err) != FEDL_OK)
+        return fprintf(stderr, "fedl simulate: %s (%s, %zu samples)\n", err.message,
+                       s->ids[largest], s->views[largest].count),
+               1;
+    printf("clients' memory plan (--client-memory %s; %s, %zu samples): micro-batch %d of "
+           "batch %d\n",
+           s->o->client_memory, s->ids[largest], s->views[largest].count, plan.micro_batch,
+           plan.batch);
+    return 0;
+}
+
 /* -------------------------------------------------------------- setup */
 
 /* The whole file at path into a malloc'd buffer; 0, or -1 with errno. */
@@ -754,6 +806,8 @@ static int setup(simulation *s, const simulate_options *o)
     c.strategy = fedl_strategy_defaults(kind);
     if (o->server_lr > 0.0f)
         c.strategy.server_lr = o->server_lr;
+    if (o->server_tau > 0.0f)
+        c.strategy.tau = o->server_tau;
     s->eval_model = global;
     if (fedl_coordinator_create(&c, fedl_model_params(global), s->params, NULL, &s->coordinator,
                                 &err) != FEDL_OK)
@@ -838,8 +892,12 @@ int cmd_simulate(int argc, char **argv)
          0, 0},
         {"server-lr", CLI_FLOAT, &o.server_lr, "F", "server learning rate [the strategy's]", 0,
          1e6},
+        {"server-tau", CLI_FLOAT, &o.server_tau, "F",
+         "adaptive strategies' tau (their step is m / (sqrt(v) + tau)) [the strategy's]", 0, 1e6},
         {"drop", CLI_FLOAT, &o.drop, "P", "share of selected clients that never answer [0]", 0, 1},
         {"slow", CLI_FLOAT, &o.slow, "P", "share that answer after the deadline [0]", 0, 1},
+        {"client-memory", CLI_STRING, &o.client_memory, "SIZE",
+         "each client's training fits SIZE (its micro-batch is planned) [no limit]", 0, 0},
         {"crash", CLI_FLOAT, &o.crash, "P",
          "share killed half way through training, restarting from their state in "
          "--ckpt-dir [0]",
@@ -891,6 +949,13 @@ int cmd_simulate(int argc, char **argv)
             return 2;
         }
     }
+    if (o.client_memory != NULL &&
+        (fedl_parse_size(o.client_memory, &o.client_budget, &err) != FEDL_OK ||
+         o.client_budget == 0)) {
+        fprintf(stderr, "fedl simulate: --client-memory: a size such as 16M (got '%s')\n",
+                o.client_memory);
+        return 2;
+    }
     if (o.crash > 0.0f && o.ckpt_dir == NULL) {
         fprintf(stderr, "fedl simulate: --crash needs --ckpt-dir DIR (the clients keep their "
                         "state in DIR/clients)\n");
@@ -920,6 +985,10 @@ int cmd_simulate(int argc, char **argv)
                "workers, seed %llu\n",
                o.clients, o.partition, o.strategy, o.rounds, (double)o.fraction, s.params,
                s.workers, (unsigned long long)o.seed);
+        if (o.client_budget > 0)
+            rc = report_client_plan(&s);
+    }
+    if (rc == 0) {
         if (!o.quiet)
             printf("round  selected completed dropped rejected  train-loss test-loss  test-acc "
                    "   time s\n");

@@ -63,11 +63,11 @@ typedef enum fedl_strategy_kind {
 
 typedef struct fedl_strategy_config {
     fedl_strategy_kind kind;
-    float server_lr;     /* eta: 1 (fedavg, fedprox, fedavgm, robust ones), 0.1 (fedadam,
-                            fedadagrad), 0.01 (fedyogi), as Flower's defaults */
+    float server_lr;     /* eta: 1 (fedavg, fedprox, fedavgm, robust ones), 0.1
+                            (fedadagrad), 0.01 (fedadam, fedyogi): measured, PERFORMANCE.md */
     float momentum;      /* fedavgm: 0.9 */
     float beta1, beta2;  /* adaptive: 0.9, 0.99 */
-    float tau;           /* adaptive: 1e-9 (fedadam, fedadagrad), 1e-3 (fedyogi) */
+    float tau;           /* adaptive: 1e-9 */
     float proximal_mu;   /* fedprox: the clients' mu (carried in tasks), 0.01 */
     float trim_fraction; /* trimmed-mean: share dropped at each end, [0, 0.5), 0.1 */
     int byzantine;       /* krum, multi-krum: f, the attackers tolerated, 1 */

@@ -50,6 +50,20 @@ check "the client state verifies" 0 "$fedl" ckpt verify "$work/crash/clients/cli
 check "--crash without --ckpt-dir" 2 "$fedl" simulate "$@" --crash 0.5
 contains "says why" "$work/err" "needs --ckpt-dir"
 
+# Each client's training planned into a memory budget: a smaller
+# micro-batch, the same effective batch, a model as good.
+check "clients in 100 KiB" 0 "$fedl" simulate "$@" --client-memory 100K --metrics "$work/cm.jsonl"
+contains "the plan" "$work/out" "micro-batch 4 of batch 16"
+python3 - "$work/cm.jsonl" "$work/m.jsonl" <<'PY' && pass || fail "accuracy with --client-memory"
+import json, sys
+last = [json.loads(l) for l in open(sys.argv[1])][-1]["test_accuracy"]
+plain = [json.loads(l) for l in open(sys.argv[2])][-1]["test_accuracy"]
+assert abs(last - plain) <= 0.02, (last, plain)
+PY
+check "clients in 1 KiB" 1 "$fedl" simulate "$@" --client-memory 1K
+contains "names the smallest budget" "$work/err" "even micro-batch 1 needs .* KiB"
+check "a bad --client-memory" 2 "$fedl" simulate "$@" --client-memory lots
+
 # One client, one round, one local epoch, sending its weights: FedAvg gives
 # back exactly what `fedl train` (one BLAS thread, like the simulator) gets.
 spec="conv2d(4,3,pad=1) relu maxpool2d(2) flatten dense(10)"

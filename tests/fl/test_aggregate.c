@@ -737,11 +737,11 @@ static void test_strategy_defaults_follow_the_header(void **state)
     c = fedl_strategy_defaults(FEDL_STRATEGY_FEDAVG);
     assert_true(c.server_lr == 1.0f && c.momentum == 0.9f && c.trim_fraction == 0.1f);
     c = fedl_strategy_defaults(FEDL_STRATEGY_FEDADAM);
-    assert_true(c.server_lr == 0.1f && c.beta1 == 0.9f && c.beta2 == 0.99f && c.tau == 1e-9f);
+    assert_true(c.server_lr == 0.01f && c.beta1 == 0.9f && c.beta2 == 0.99f && c.tau == 1e-9f);
     c = fedl_strategy_defaults(FEDL_STRATEGY_FEDADAGRAD);
     assert_true(c.server_lr == 0.1f && c.tau == 1e-9f);
     c = fedl_strategy_defaults(FEDL_STRATEGY_FEDYOGI);
-    assert_true(c.server_lr == 0.01f && c.tau == 1e-3f);
+    assert_true(c.server_lr == 0.01f && c.tau == 1e-9f);
 }
 
 /* A configuration field set to a bad value, and a word of the refusal. */
