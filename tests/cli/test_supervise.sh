@@ -54,6 +54,10 @@ set_available() {
     mv "$work/fake/proc/meminfo.tmp" "$work/fake/proc/meminfo"
 }
 
+newest_checkpoint() { # dir: the newest checkpoint file's name, or nothing
+    ls "$1" 2>/dev/null | grep '^ckpt-.*\.fedl$' | sort | tail -1
+}
+
 # Long enough a run for six kills at random moments (about 2 s here); the
 # sanitizer build trains some 30 times slower, so a quarter of the data.
 samples=2048
@@ -77,7 +81,17 @@ while [ "$kills" -lt 6 ]; do
         i=$((i + 1))
     done
     pid=$(grep '"event":"start"' "$work/a.jsonl" | tail -1 | sed 's/.*"pid":\([0-9]*\).*/\1/')
-    delay=$(awk -v s="$seed" 'BEGIN { srand(s); printf "%.3f", 0.05 + rand() * 0.2 }')
+    # Each life first writes a checkpoint of its own (start-up alone may
+    # outlast a fixed delay under a sanitizer on a loaded machine), then
+    # dies at a random moment after it.
+    before=$(newest_checkpoint "$work/ck-a")
+    i=0
+    while [ "$(newest_checkpoint "$work/ck-a")" = "$before" ] && kill -0 "$pid" 2>/dev/null &&
+        [ $i -lt 6000 ]; do
+        sleep 0.01
+        i=$((i + 1))
+    done
+    delay=$(awk -v s="$seed" 'BEGIN { srand(s); printf "%.3f", rand() * 0.2 }')
     seed=$((seed + 1))
     sleep "$delay"
     kill -KILL "$pid" 2>/dev/null || break # it finished first
