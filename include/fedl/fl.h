@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "fedl/core.h"
+#include "fedl/fl_wire.h"
 #include "fedl/mem.h"
 
 #ifdef __cplusplus
@@ -339,6 +340,72 @@ fedl_status fedl_client_save(const fedl_client *cl, fedl_allocator *alloc, uint8
  * client's or another model's; the client is unchanged on failure. */
 fedl_status fedl_client_restore(fedl_client *cl, const uint8_t *bytes, size_t length,
                                 fedl_error *err);
+
+/* ------------------------------------------------ message bodies (wire) */
+
+/* The bodies of FEDL_MSG_TASK, _UPDATE, _STATUS and _CONTROL messages
+ * (docs/PROTOCOL.md; fedl/fl_wire.h carries them as chunks). The round
+ * and the sender travel in the message header, not in the body. Decoders
+ * check every length and value and name the byte offset. */
+
+/* A round's task for every selected client at once (a broadcast). */
+typedef struct fedl_task_message {
+    fedl_task task;   /* on decode: weights NULL, read them with
+                         fedl_task_message_weights; round from the header */
+    const char *spec; /* the model's canonical spec (decode: points into the body) */
+    size_t spec_length;
+    uint64_t deadline_in_ms; /* from publication to the deadline */
+    int selected_count;
+    const char *const *selected;   /* encode: the ids of the selected clients */
+    const uint8_t *selected_bytes; /* decode: the ids as stored (u8 length, bytes) */
+    const uint8_t *weights_le;     /* decode: the float32 weights, little-endian */
+} fedl_task_message;
+
+size_t fedl_task_message_size(const fedl_task_message *m);
+fedl_status fedl_task_message_encode(const fedl_task_message *m, uint8_t *out, size_t capacity,
+                                     size_t *length, fedl_error *err);
+fedl_status fedl_task_message_decode(const uint8_t *body, size_t length, fedl_task_message *m,
+                                     fedl_error *err);
+/* 1 if client_id is among a decoded task's selected clients. */
+int fedl_task_message_selects(const fedl_task_message *m, const char *client_id);
+/* A decoded task's weights into (task.params) floats, host order. */
+void fedl_task_message_weights(const fedl_task_message *m, float *out);
+
+/* An update: everything of fedl_update but client_id and round (the
+ * header's sender and round). */
+size_t fedl_update_message_size(size_t params);
+fedl_status fedl_update_message_encode(const fedl_update *u, uint8_t *out, size_t capacity,
+                                       size_t *length, fedl_error *err);
+/* Into *u, whose values are written to values (room for `capacity`
+ * floats); client_id and round are left to the caller. */
+fedl_status fedl_update_message_decode(const uint8_t *body, size_t length, float *values,
+                                       size_t capacity, fedl_update *u, fedl_error *err);
+
+typedef enum fedl_client_state {
+    FEDL_CLIENT_ONLINE = 1,  /* connected, ready for tasks */
+    FEDL_CLIENT_OFFLINE = 2, /* the broker's last will: the connection was lost */
+    FEDL_CLIENT_LEAVING = 3  /* said goodbye */
+} fedl_client_state;
+
+#define FEDL_STATUS_MESSAGE_BYTES 40
+fedl_status fedl_status_message_encode(fedl_client_state state, const fedl_telemetry *t,
+                                       uint8_t out[FEDL_STATUS_MESSAGE_BYTES]);
+fedl_status fedl_status_message_decode(const uint8_t *body, size_t length, fedl_client_state *state,
+                                       fedl_telemetry *t, fedl_error *err);
+
+typedef enum fedl_control_command {
+    FEDL_CONTROL_FINISHED = 1, /* all rounds done: the final model version follows */
+    FEDL_CONTROL_FAILED = 2    /* the run cannot go on: the reason follows */
+} fedl_control_command;
+
+#define FEDL_CONTROL_TEXT_MAX 1024
+/* out holds 16 + FEDL_CONTROL_TEXT_MAX bytes; the text is cut there. */
+fedl_status fedl_control_message_encode(fedl_control_command command, uint64_t version,
+                                        const char *text, uint8_t *out, size_t *length);
+/* text: FEDL_CONTROL_TEXT_MAX + 1 bytes, NUL-terminated. */
+fedl_status fedl_control_message_decode(const uint8_t *body, size_t length,
+                                        fedl_control_command *command, uint64_t *version,
+                                        char *text, fedl_error *err);
 
 #ifdef __cplusplus
 }
