@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "fedl/core.h"
+#include "fedl/fl_mqtt.h"
 #include "fedl/fl_wire.h"
 #include "fedl/mem.h"
 
