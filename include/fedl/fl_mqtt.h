@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "fedl/core.h"
+#include "fedl/fl_wire.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -68,6 +69,67 @@ int fedl_mqtt_connected(const fedl_mqtt *m);
 int fedl_mqtt_pending(const fedl_mqtt *m);
 /* Disconnect cleanly (no last will) and free. */
 void fedl_mqtt_destroy(fedl_mqtt *m);
+
+/* ----------------------------------------------------------- channel */
+
+/* fedl messages over a broker connection: what is sent is cut into
+ * chunks (fedl/fl_wire.h) and signed; what arrives is parsed, checked
+ * against its topic, verified against the sender's key, reassembled,
+ * checked for replay (a sequence not above the last one accepted from
+ * that sender for that type; statuses exempt) and only then delivered.
+ * Whatever fails is dropped and reported with the sender and the reason. */
+typedef struct fedl_channel_options {
+    fedl_mqtt_options mqtt;
+    const char *job;           /* topics under fedl/<job>/ */
+    const char *self;          /* this side's sender name: "coordinator" or a client id */
+    const uint8_t *secret_key; /* 64 bytes: signs what is sent; NULL = unsigned */
+    size_t chunk_bytes;        /* FEDL_WIRE_CHUNK_DEFAULT */
+    size_t max_body;           /* FEDL_WIRE_BODY_MAX_DEFAULT */
+    size_t reassembly_bytes;   /* bodies in progress at once, 256 MiB */
+    int max_transfers;         /* messages in progress at once, 64 */
+} fedl_channel_options;
+
+fedl_channel_options fedl_channel_defaults(void);
+
+typedef struct fedl_channel fedl_channel;
+
+/* The sender's public key for messages of this type: 1 and the key in
+ * public_key, or 0 when messages of this type from this sender are taken
+ * unsigned (return 0 only where no key is expected). A sender whose key
+ * the callback does not know should be refused by returning -1. */
+typedef int (*fedl_channel_key_fn)(void *user, const char *sender, fedl_msg_type type,
+                                   uint8_t *public_key);
+/* A whole, verified message: the header of its chunks and its body. */
+typedef void (*fedl_channel_message_fn)(void *user, const fedl_wire_frame *header,
+                                        const uint8_t *body, size_t length);
+/* A message or chunk dropped: the topic, the sender if known, the reason. */
+typedef void (*fedl_channel_drop_fn)(void *user, const char *topic, const char *sender,
+                                     const char *reason);
+
+typedef struct fedl_channel_callbacks {
+    fedl_channel_key_fn key;
+    fedl_channel_message_fn message;
+    fedl_channel_drop_fn drop;
+    fedl_mqtt_connection_fn connection;
+    void *user;
+} fedl_channel_callbacks;
+
+fedl_status fedl_channel_open(const fedl_channel_options *o, const fedl_channel_callbacks *cb,
+                              fedl_channel **out, fedl_error *err);
+void fedl_channel_close(fedl_channel *ch);
+/* Subscribe to fedl/<job>/<suffix> (e.g. "task/+", "update/+"). */
+fedl_status fedl_channel_subscribe(fedl_channel *ch, const char *suffix, fedl_error *err);
+/* Send a message to fedl/<job>/<suffix>; with retain, chunk i goes to
+ * <suffix>/<i> retained, and the retained chunks of a longer earlier
+ * message there are cleared, so that a late subscriber gets exactly the
+ * latest message. */
+fedl_status fedl_channel_send(fedl_channel *ch, const char *suffix, fedl_msg_type type,
+                              uint64_t round, const uint8_t *body, size_t length, int retain,
+                              fedl_error *err);
+fedl_status fedl_channel_run(fedl_channel *ch, int timeout_ms, fedl_error *err);
+fedl_mqtt *fedl_channel_mqtt(fedl_channel *ch);
+/* Messages and chunks dropped so far. */
+uint64_t fedl_channel_dropped(const fedl_channel *ch);
 
 #ifdef __cplusplus
 }
