@@ -52,6 +52,36 @@ typedef struct fedl_sign_keypair {
 
 fedl_status fedl_sign_keypair_generate(fedl_sign_keypair *kp, fedl_error *err);
 
+/* Key files are text, one key a line, like ssh's:
+ *   public:  "ed25519 <64 hex digits> <id>"          (NAME.pub; a devices file
+ *                                                      lists one per device)
+ *   secret:  "ed25519-secret <128 hex digits> <id>"  (NAME.key, mode 0600)
+ * Blank lines and lines starting with '#' are skipped. The id is the
+ * sender the key speaks for (1-63 bytes of [A-Za-z0-9._-]). */
+typedef struct fedl_key_entry {
+    char id[FEDL_WIRE_SENDER_MAX];
+    uint8_t public_key[FEDL_WIRE_PUBLIC_KEY_BYTES];
+} fedl_key_entry;
+
+#define FEDL_KEY_LINE_MAX 256
+/* The line for a public or a secret key, with its newline. */
+fedl_status fedl_key_format_public(const uint8_t *public_key, const char *id, char *out,
+                                   size_t size, fedl_error *err);
+fedl_status fedl_key_format_secret(const fedl_sign_keypair *kp, const char *id, char *out,
+                                   size_t size, fedl_error *err);
+/* Every public key line of text (name is used in messages: "devices.pub:3:9:
+ * ..."); *entries from alloc (fedl_mem_free(alloc, *entries, *count *
+ * sizeof **entries)). A repeated id, a bad key or a malformed line is an
+ * error naming line and column. */
+fedl_status fedl_keys_parse(const char *text, size_t length, const char *name,
+                            fedl_allocator *alloc, fedl_key_entry **entries, int *count,
+                            fedl_error *err);
+/* The one secret key line of text; its public half is derived and checked
+ * against the key's own. */
+fedl_status fedl_secret_key_parse(const char *text, size_t length, const char *name,
+                                  fedl_sign_keypair *kp, char id[FEDL_WIRE_SENDER_MAX],
+                                  fedl_error *err);
+
 /* ----------------------------------------------------------- frames */
 
 /* A message to send. */

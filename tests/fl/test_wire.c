@@ -413,6 +413,67 @@ static void test_update_status_and_control_bodies(void **state)
                      FEDL_ERR_FORMAT);
 }
 
+/* ------------------------------------------------------------------ keys */
+
+static void test_key_files_round_trip_and_bad_lines_name_line_and_column(void **state)
+{
+    fedl_sign_keypair kp, back;
+    char line[FEDL_KEY_LINE_MAX], text[4 * FEDL_KEY_LINE_MAX], id[FEDL_WIRE_SENDER_MAX];
+    fedl_key_entry *keys = NULL;
+    int count = 0;
+    fedl_error err = {0};
+    (void)state;
+    assert_int_equal(fedl_sign_keypair_generate(&kp, &err), FEDL_OK);
+    assert_int_equal(fedl_key_format_secret(&kp, "dev-1", line, sizeof line, &err), FEDL_OK);
+    assert_int_equal(fedl_secret_key_parse(line, strlen(line), "dev-1.key", &back, id, &err),
+                     FEDL_OK);
+    assert_memory_equal(back.secret_key, kp.secret_key, sizeof kp.secret_key);
+    assert_memory_equal(back.public_key, kp.public_key, sizeof kp.public_key);
+    assert_string_equal(id, "dev-1");
+    line[20] = line[20] == 'a' ? 'b' : 'a'; /* a damaged seed: its public half no longer fits */
+    assert_int_equal(fedl_secret_key_parse(line, strlen(line), "dev-1.key", &back, id, &err),
+                     FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "dev-1.key:1:16: the key's public half does not match"));
+
+    strcpy(text, "# devices of job 1\n\n");
+    assert_int_equal(fedl_key_format_public(kp.public_key, "dev-1", line, sizeof line, &err),
+                     FEDL_OK);
+    strcat(text, line);
+    assert_int_equal(fedl_sign_keypair_generate(&kp, &err), FEDL_OK);
+    assert_int_equal(fedl_key_format_public(kp.public_key, "dev-2", line, sizeof line, &err),
+                     FEDL_OK);
+    strcat(text, line);
+    assert_int_equal(fedl_keys_parse(text, strlen(text), "devices.pub", NULL, &keys, &count, &err),
+                     FEDL_OK);
+    assert_int_equal(count, 2);
+    assert_string_equal(keys[1].id, "dev-2");
+    assert_memory_equal(keys[1].public_key, kp.public_key, sizeof kp.public_key);
+    fedl_mem_free(NULL, keys, (size_t)count * sizeof *keys);
+    /* the same id twice, a short key, a bad digit, a bad id, another kind */
+    strcat(text, line);
+    assert_int_equal(fedl_keys_parse(text, strlen(text), "devices.pub", NULL, &keys, &count, &err),
+                     FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "devices.pub:5:74: this id has a key already"));
+    assert_int_equal(fedl_keys_parse("ed25519 abcd dev-3\n", 19, "k", NULL, &keys, &count, &err),
+                     FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "k:1:9: a public key is 64 hex digits"));
+    memcpy(text, line, strlen(line) + 1);
+    text[12] = 'g';
+    assert_int_equal(fedl_keys_parse(text, strlen(text), "k", NULL, &keys, &count, &err),
+                     FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "k:1:13: not a hex digit"));
+    memcpy(text, line, strlen(line) + 1);
+    text[strlen(text) - 2] = '/';
+    assert_int_equal(fedl_keys_parse(text, strlen(text), "k", NULL, &keys, &count, &err),
+                     FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "k:1:74: the id is"));
+    assert_int_equal(fedl_keys_parse("rsa AAAA x\n", 11, "k", NULL, &keys, &count, &err),
+                     FEDL_ERR_FORMAT);
+    assert_int_equal(fedl_keys_parse("# nothing\n", 10, "k", NULL, &keys, &count, &err),
+                     FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "k: no key in it"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_a_one_chunk_message_and_an_empty_body),
         cmocka_unit_test(test_a_task_body_round_trips),
         cmocka_unit_test(test_update_status_and_control_bodies),
+        cmocka_unit_test(test_key_files_round_trip_and_bad_lines_name_line_and_column),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
