@@ -24,6 +24,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "round_report.h"
 #include "fedl/fedl.h"
 
 typedef struct simulate_options {
@@ -183,47 +184,6 @@ static fedl_status train_steps(fedl_trainer *t, fedl_model *m, fedl_allocator *a
     return st;
 }
 
-static int read_file(const char *path, uint8_t **bytes, size_t *length);
-
-/* --crash: the client's state, written durably when it accepts a task. */
-static fedl_status save_client(const fedl_client *cl, fedl_allocator *alloc, const char *path,
-                               fedl_error *err)
-{
-    fedl_container_writer *w = NULL;
-    uint8_t *bytes = NULL;
-    size_t length = 0;
-    fedl_status st = fedl_client_save(cl, alloc, &bytes, &length, err);
-    if (st == FEDL_OK)
-        st = fedl_container_writer_create(FEDL_FILE_CLIENT, alloc, &w, err);
-    if (st == FEDL_OK)
-        st = fedl_container_add(w, "client", FEDL_SECTION_CLIENT, bytes, length, err);
-    if (st == FEDL_OK)
-        st = fedl_container_write(w, NULL, path, err);
-    fedl_container_writer_destroy(w);
-    fedl_mem_free(alloc, bytes, length);
-    return st;
-}
-
-static fedl_status load_client(fedl_client *cl, const char *path, fedl_error *err)
-{
-    fedl_container c;
-    const fedl_section *section;
-    uint8_t *bytes;
-    size_t length;
-    fedl_status st;
-    if (read_file(path, &bytes, &length) != 0)
-        return fedl_error_set(err, FEDL_ERR_IO, "%s: %s", path, strerror(errno));
-    st = fedl_container_parse(bytes, length, path, &c, err);
-    if (st == FEDL_OK &&
-        (c.file_kind != FEDL_FILE_CLIENT || (section = fedl_container_find(&c, "client")) == NULL))
-        st = fedl_error_set(err, FEDL_ERR_FORMAT, "%s: not a client state", path);
-    if (st == FEDL_OK)
-        st =
-            fedl_client_restore(cl, fedl_container_data(&c, section), (size_t)section->length, err);
-    free(bytes);
-    return st;
-}
-
 /* A client killed in the middle of its training starts again the way a
  * device would: a new client from its saved state, the task's weights it
  * holds, a new session, the trainer's last checkpoint if one was written
@@ -239,6 +199,7 @@ static fedl_status restart_client(simulation *s, int w, sim_job *job, const char
     fedl_train_config config;
     fedl_plan plan;
     char path[4300];
+    int found = 0;
     fedl_status st;
     fedl_trainer_destroy(*trainer);
     fedl_client_destroy(*client);
@@ -249,7 +210,9 @@ static fedl_status restart_client(simulation *s, int w, sim_job *job, const char
     st = fedl_client_create(s->ids[job->client], s->params, alloc, client, err);
     snprintf(path, sizeof path, "%s/client.fedl", dir);
     if (st == FEDL_OK)
-        st = load_client(*client, path, err);
+        st = fedl_client_load_file(*client, path, &found, err);
+    if (st == FEDL_OK && !found)
+        st = fedl_error_set(err, FEDL_ERR_IO, "%s: gone", path);
     if (st == FEDL_OK && (task = fedl_client_pending(*client, &weights)) == NULL)
         st = fedl_error_set(err, FEDL_ERR_STATE, "%s: no task pending", path);
     if (st != FEDL_OK)
@@ -303,7 +266,7 @@ static void run_job(simulation *s, int w, sim_job *job)
             job->status = fedl_error_set(err, FEDL_ERR_IO, "%s: %s", ckpt_path, strerror(errno));
         snprintf(ckpt_path, sizeof ckpt_path, "%s/client.fedl", dir);
         if (job->status == FEDL_OK)
-            job->status = save_client(client, alloc, ckpt_path, err);
+            job->status = fedl_client_save_file(client, alloc, ckpt_path, err);
         snprintf(ckpt_path, sizeof ckpt_path, "%s/train.fedl", dir);
         total = (long)s->round_task.config.local_epochs *
                 (long)((data->count + (size_t)s->round_task.config.batch - 1) /
@@ -349,7 +312,7 @@ static void run_job(simulation *s, int w, sim_job *job)
         }
         if (job->status == FEDL_OK && job->crash) { /* delivered: the round is done here */
             snprintf(ckpt_path, sizeof ckpt_path, "%s/client.fedl", dir);
-            job->status = save_client(client, alloc, ckpt_path, err);
+            job->status = fedl_client_save_file(client, alloc, ckpt_path, err);
             snprintf(ckpt_path, sizeof ckpt_path, "%s/train.fedl", dir);
             if (job->status == FEDL_OK && unlink(ckpt_path) != 0 && errno != ENOENT)
                 job->status =
@@ -539,58 +502,22 @@ static int play_round(simulation *s)
 
 static void report_round(simulation *s, const fedl_round_metrics *m)
 {
-    fedl_eval_result r;
-    fedl_error err = {0};
-    double seconds = (double)(fedl_time_ns() - s->start_ns) / 1e9;
-    memcpy(fedl_model_params(s->eval_model), fedl_coordinator_weights(s->coordinator, NULL),
-           s->params * sizeof(float));
-    if (fedl_evaluate(s->eval_model, &s->test, 256, NULL, &r, NULL, &err) != FEDL_OK) {
-        fprintf(stderr, "fedl simulate: evaluation: %s\n", err.message);
-        memset(&r, 0, sizeof r);
-    }
-    if (!s->o->quiet)
-        printf("%5llu  %8d %9d %7d %8d %11.4f %9.4f %9.4f %8.1f\n", (unsigned long long)m->round,
-               m->selected, m->completed, m->dropped, m->rejected, m->train_loss,
-               r.samples ? r.loss_sum / (double)r.samples : 0.0, r.accuracy, seconds);
-    fflush(stdout);
-    if (s->metrics != NULL) {
-        fprintf(s->metrics,
-                "{\"round\":%llu,\"attempts\":%d,\"selected\":%d,\"completed\":%d,\"dropped\":%d,"
-                "\"rejected\":%d,\"late_folded\":%d,\"samples\":%llu,\"train_loss\":%.6f,"
-                "\"test_loss\":%.6f,\"test_accuracy\":%.6f,\"bytes_out\":%llu,\"bytes_in\":%llu,"
-                "\"closed_by_deadline\":%s,\"seconds\":%.3f}\n",
-                (unsigned long long)m->round, m->attempts, m->selected, m->completed, m->dropped,
-                m->rejected, m->late_folded, (unsigned long long)m->samples, m->train_loss,
-                r.samples ? r.loss_sum / (double)r.samples : 0.0, r.accuracy,
-                (unsigned long long)m->bytes_out, (unsigned long long)m->bytes_in,
-                m->closed_by_deadline ? "true" : "false", seconds);
-        fflush(s->metrics);
-    }
+    round_report("simulate", m, s->eval_model, fedl_coordinator_weights(s->coordinator, NULL),
+                 &s->test, s->o->quiet, s->metrics, (double)(fedl_time_ns() - s->start_ns) / 1e9);
 }
 
 /* The coordinator between rounds, written atomically (temp file, fsync,
  * rename) in a container with a CRC. */
 static int persist(simulation *s)
 {
-    fedl_container_writer *w = NULL;
-    uint8_t *bytes = NULL;
-    size_t length = 0;
     fedl_error err = {0};
-    fedl_status st;
     if (s->ckpt_path[0] == '\0')
         return 0;
-    st = fedl_coordinator_save(s->coordinator, NULL, &bytes, &length, &err);
-    if (st == FEDL_OK)
-        st = fedl_container_writer_create(FEDL_FILE_COORDINATOR, NULL, &w, &err);
-    if (st == FEDL_OK)
-        st = fedl_container_add(w, "coordinator", FEDL_SECTION_COORDINATOR, bytes, length, &err);
-    if (st == FEDL_OK)
-        st = fedl_container_write(w, NULL, s->ckpt_path, &err);
-    fedl_container_writer_destroy(w);
-    fedl_mem_free(NULL, bytes, length);
-    if (st != FEDL_OK)
+    if (fedl_coordinator_save_file(s->coordinator, s->ckpt_path, &err) != FEDL_OK) {
         fprintf(stderr, "fedl simulate: checkpoint %s: %s\n", s->ckpt_path, err.message);
-    return st != FEDL_OK;
+        return 1;
+    }
+    return 0;
 }
 
 /* Carry out the coordinator's actions; tasks become jobs for play_round. */
@@ -680,59 +607,25 @@ static int report_client_plan(const simulation *s)
 
 /* -------------------------------------------------------------- setup */
 
-/* The whole file at path into a malloc'd buffer; 0, or -1 with errno. */
-static int read_file(const char *path, uint8_t **bytes, size_t *length)
-{
-    FILE *f = fopen(path, "rb");
-    long size;
-    *bytes = NULL;
-    if (f == NULL)
-        return -1;
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
-        (*bytes = malloc(size > 0 ? (size_t)size : 1)) == NULL ||
-        fread(*bytes, 1, (size_t)size, f) != (size_t)size) {
-        fclose(f);
-        free(*bytes);
-        *bytes = NULL;
-        return -1;
-    }
-    fclose(f);
-    *length = (size_t)size;
-    return 0;
-}
-
 /* --ckpt-dir: continue from DIR/coordinator.fedl when it is there (the
  * clients are in it), else start afresh there. */
 static int resume(simulation *s, const char *dir)
 {
-    fedl_container c;
-    const fedl_section *section;
     fedl_error err = {0};
-    uint8_t *bytes = NULL;
-    size_t length = 0;
     uint64_t version;
+    int found = 0;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return fprintf(stderr, "fedl simulate: --ckpt-dir %s: %s\n", dir, strerror(errno)), 1;
     snprintf(s->ckpt_path, sizeof s->ckpt_path, "%s/coordinator.fedl", dir);
     snprintf(s->clients_dir, sizeof s->clients_dir, "%s/clients", dir);
     if (s->o->crash > 0.0f && mkdir(s->clients_dir, 0755) != 0 && errno != EEXIST)
         return fprintf(stderr, "fedl simulate: %s: %s\n", s->clients_dir, strerror(errno)), 1;
-    if (read_file(s->ckpt_path, &bytes, &length) != 0) {
-        if (errno == ENOENT)
-            return 0;
-        return fprintf(stderr, "fedl simulate: %s: %s\n", s->ckpt_path, strerror(errno)), 1;
-    }
-    if (fedl_container_parse(bytes, length, s->ckpt_path, &c, &err) != FEDL_OK ||
-        c.file_kind != FEDL_FILE_COORDINATOR ||
-        (section = fedl_container_find(&c, "coordinator")) == NULL ||
-        fedl_coordinator_restore(s->coordinator, fedl_container_data(&c, section),
-                                 (size_t)section->length, &err) != FEDL_OK) {
-        fprintf(stderr, "fedl simulate: cannot resume from %s: %s\n", s->ckpt_path,
-                err.message[0] ? err.message : "not a coordinator checkpoint");
-        free(bytes);
+    if (fedl_coordinator_load_file(s->coordinator, s->ckpt_path, &found, &err) != FEDL_OK) {
+        fprintf(stderr, "fedl simulate: cannot resume from %s: %s\n", s->ckpt_path, err.message);
         return 1;
     }
-    free(bytes);
+    if (!found)
+        return 0;
     fedl_coordinator_weights(s->coordinator, &version);
     printf("resumed from %s: %llu rounds done, %d clients\n", s->ckpt_path,
            (unsigned long long)version, fedl_coordinator_client_count(s->coordinator));
@@ -990,8 +883,7 @@ int cmd_simulate(int argc, char **argv)
     }
     if (rc == 0) {
         if (!o.quiet)
-            printf("round  selected completed dropped rejected  train-loss test-loss  test-acc "
-                   "   time s\n");
+            round_report_header();
         fflush(stdout);
         rc = run(&s);
     }

@@ -13,6 +13,10 @@ int cmd_data(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 int cmd_supervise(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_join(int argc, char **argv);
+int cmd_broker_config(int argc, char **argv);
 
 /* Peak resident set size of this process in bytes (getrusage). */
 size_t cli_peak_rss_bytes(void);

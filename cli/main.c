@@ -22,7 +22,11 @@ static void print_help(void)
            "  plan      the memory plan of a training run and the micro-batch a budget allows\n"
            "  simulate  federated learning in one process: N clients, a coordinator, rounds\n"
            "  supervise run a command (fedl train) under watch: pause it under pressure,\n"
-           "            restart it after crashes, speak systemd's notify protocol\n\n"
+           "            restart it after crashes, speak systemd's notify protocol\n"
+           "  serve     the coordinator of a federated job over an MQTT broker\n"
+           "  join      a device of a federated job: train on local data, send updates\n"
+           "  keygen    an Ed25519 key pair for the coordinator or a device\n"
+           "  broker-config  a mosquitto configuration and ACL file for a job\n\n"
            "Run 'fedl <command> --help' for the options of a command.\n"
            "  --version  print the version and the GEMM backend\n");
 }
@@ -145,6 +149,14 @@ int main(int argc, char **argv)
         return cmd_simulate(argc, argv);
     if (strcmp(argv[1], "supervise") == 0)
         return cmd_supervise(argc, argv);
+    if (strcmp(argv[1], "keygen") == 0)
+        return cmd_keygen(argc, argv);
+    if (strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc, argv);
+    if (strcmp(argv[1], "join") == 0)
+        return cmd_join(argc, argv);
+    if (strcmp(argv[1], "broker-config") == 0)
+        return cmd_broker_config(argc, argv);
     fprintf(stderr, "fedl: unknown command '%s' (see 'fedl --help')\n", argv[1]);
     return 2;
 }

@@ -297,6 +297,16 @@ fedl_status fedl_coordinator_save(const fedl_coordinator *co, fedl_allocator *al
 fedl_status fedl_coordinator_restore(fedl_coordinator *co, const uint8_t *bytes, size_t length,
                                      fedl_error *err);
 
+/* fedl_coordinator_save's bytes written durably (temp file, fsync,
+ * rename) as a container of kind FEDL_FILE_COORDINATOR, and read back:
+ * *found 0 when the file does not exist (nothing restored), 1 when it was
+ * restored; a damaged file or another configuration's is an error naming
+ * the file. */
+fedl_status fedl_coordinator_save_file(const fedl_coordinator *co, const char *path,
+                                       fedl_error *err);
+fedl_status fedl_coordinator_load_file(fedl_coordinator *co, const char *path, int *found,
+                                       fedl_error *err);
+
 /* The client: verifies a task, then turns the weights after local
  * training into an update. */
 typedef struct fedl_client fedl_client;
@@ -341,6 +351,12 @@ fedl_status fedl_client_save(const fedl_client *cl, fedl_allocator *alloc, uint8
  * client's or another model's; the client is unchanged on failure. */
 fedl_status fedl_client_restore(fedl_client *cl, const uint8_t *bytes, size_t length,
                                 fedl_error *err);
+/* The same as a file of kind FEDL_FILE_CLIENT, written durably; load:
+ * *found 0 when the file does not exist. alloc serves the write's buffers
+ * (NULL: the default allocator). */
+fedl_status fedl_client_save_file(const fedl_client *cl, fedl_allocator *alloc, const char *path,
+                                  fedl_error *err);
+fedl_status fedl_client_load_file(fedl_client *cl, const char *path, int *found, fedl_error *err);
 
 /* ------------------------------------------------ message bodies (wire) */
 

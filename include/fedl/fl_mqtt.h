@@ -99,9 +99,11 @@ typedef struct fedl_channel fedl_channel;
  * the callback does not know should be refused by returning -1. */
 typedef int (*fedl_channel_key_fn)(void *user, const char *sender, fedl_msg_type type,
                                    uint8_t *public_key);
-/* A whole, verified message: the header of its chunks and its body. */
+/* A whole, verified message: the header of its chunks and its body;
+ * retained 1 when the broker delivered it from its store on subscribing
+ * (published before this side connected), 0 when it was published live. */
 typedef void (*fedl_channel_message_fn)(void *user, const fedl_wire_frame *header,
-                                        const uint8_t *body, size_t length);
+                                        const uint8_t *body, size_t length, int retained);
 /* A message or chunk dropped: the topic, the sender if known, the reason. */
 typedef void (*fedl_channel_drop_fn)(void *user, const char *topic, const char *sender,
                                      const char *reason);

@@ -75,12 +75,11 @@ static int topic_type(const char *rest, char *owner, size_t size)
         fedl_msg_type type;
         int per_sender;
     } kinds[] = {{"task/", FEDL_MSG_TASK, 0},
+                 {"control/", FEDL_MSG_CONTROL, 0},
                  {"update/", FEDL_MSG_UPDATE, 1},
                  {"status/", FEDL_MSG_STATUS, 1},
                  {"partial/", FEDL_MSG_PARTIAL, 1}};
     owner[0] = '\0';
-    if (strcmp(rest, "control") == 0)
-        return FEDL_MSG_CONTROL;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         size_t n = strlen(kinds[i].prefix);
         if (strncmp(rest, kinds[i].prefix, n) == 0) {
@@ -135,7 +134,6 @@ static void on_chunk(void *user, const char *topic, const uint8_t *payload, size
     size_t n = strlen(ch->prefix);
     int type, known;
     uint64_t last = 0;
-    (void)retained;
     if (length == 0) /* a cleared retained chunk */
         return;
     if (strncmp(topic, ch->prefix, n) != 0 ||
@@ -182,7 +180,14 @@ static void on_chunk(void *user, const char *topic, const uint8_t *payload, size
         return;
     }
     if (ch->cb.message != NULL)
-        ch->cb.message(ch->cb.user, &f, res.body, res.body_length);
+        ch->cb.message(ch->cb.user, &f, res.body, res.body_length, retained);
+}
+
+static void on_connection(void *user, int connected, const char *reason)
+{
+    fedl_channel *ch = user;
+    if (ch->cb.connection != NULL)
+        ch->cb.connection(ch->cb.user, connected, reason);
 }
 
 fedl_status fedl_channel_open(const fedl_channel_options *o, const fedl_channel_callbacks *cb,
@@ -217,7 +222,7 @@ fedl_status fedl_channel_open(const fedl_channel_options *o, const fedl_channel_
         st = fedl_reassembler_create(o->reassembly_bytes, o->max_transfers, alloc, &ch->reassembler,
                                      err);
     if (st == FEDL_OK)
-        st = fedl_mqtt_connect(&o->mqtt, on_chunk, cb->connection, ch, &ch->mqtt, err);
+        st = fedl_mqtt_connect(&o->mqtt, on_chunk, on_connection, ch, &ch->mqtt, err);
     if (st != FEDL_OK) {
         fedl_channel_close(ch);
         return st;

@@ -425,6 +425,7 @@ void fedl_mqtt_destroy(fedl_mqtt *m)
     if (m == NULL)
         return;
     if (m->mosq != NULL) {
+        m->on_connection = NULL; /* leaving on purpose is not a lost connection */
         if (m->connected) {
             mosquitto_disconnect(m->mosq);
             mosquitto_loop(m->mosq, 100, 1);

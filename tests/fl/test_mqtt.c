@@ -308,8 +308,10 @@ static int key_of(void *user, const char *sender, fedl_msg_type type, uint8_t *k
     return -1;
 }
 
-static void got(void *user, const fedl_wire_frame *h, const uint8_t *body, size_t length)
+static void got(void *user, const fedl_wire_frame *h, const uint8_t *body, size_t length,
+                int retained)
 {
+    (void)retained;
     endpoint *e = user;
     e->messages++;
     e->last_type = h->type;

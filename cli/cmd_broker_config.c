@@ -1,0 +1,128 @@
+/*
+ * cmd_broker_config.c - `fedl broker-config`: a mosquitto configuration
+ * and ACL file for a job, in which each device may publish only to its own
+ * update and status topics and read only the task and control topics, and
+ * the coordinator may use the whole job.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "args.h"
+#include "commands.h"
+#include "fedl/fedl.h"
+
+static const char broker_config_usage[] =
+    "Writes DIR/mosquitto.conf and DIR/acl for --job: a listener on --port (TLS\n"
+    "with --ca, --cert and --key; with --require-certificate each device is known\n"
+    "by its certificate's common name), no anonymous access, and an ACL in which\n"
+    "a device (its username, or its certificate's CN) may publish only to\n"
+    "fedl/JOB/update/<itself> and fedl/JOB/status/<itself> and read only\n"
+    "fedl/JOB/task/# and fedl/JOB/control/#, while the user 'coordinator' may use\n"
+    "fedl/JOB/#. Passwords come from --password-file (made with mosquitto_passwd).\n"
+    "Example:\n"
+    "  fedl broker-config --job fmnist --port 8883 --ca ca.crt --cert broker.crt \\\n"
+    "      --key broker.key --require-certificate --out /etc/mosquitto/conf.d/fmnist\n"
+    "  mosquitto -c /etc/mosquitto/conf.d/fmnist/mosquitto.conf\n";
+
+static int write_text(const char *path, const char *text)
+{
+    fedl_error err = {0};
+    if (fedl_durable_write(path, text, strlen(text), &err) != FEDL_OK) {
+        fprintf(stderr, "fedl broker-config: %s\n", err.message);
+        return 1;
+    }
+    return 0;
+}
+
+int cmd_broker_config(int argc, char **argv)
+{
+    const char *job = NULL, *out = NULL, *ca = NULL, *cert = NULL, *key = NULL,
+               *password_file = NULL, *bind = "0.0.0.0";
+    int port = 0, require_certificate = 0;
+    const cli_option options[] = {
+        {"job", CLI_STRING, &job, "NAME", "the job, required", 0, 0},
+        {"out", CLI_STRING, &out, "DIR", "where to write mosquitto.conf and acl, required", 0, 0},
+        {"port", CLI_INT, &port, "N", "listener port [8883 with TLS, else 1883]", 1, 65535},
+        {"bind", CLI_STRING, &bind, "ADDRESS", "listener address [0.0.0.0]", 0, 0},
+        {"ca", CLI_STRING, &ca, "FILE", "TLS: the CA of the devices' certificates", 0, 0},
+        {"cert", CLI_STRING, &cert, "FILE", "TLS: the broker's certificate", 0, 0},
+        {"key", CLI_STRING, &key, "FILE", "TLS: the broker's key", 0, 0},
+        {"require-certificate", CLI_FLAG, &require_certificate, NULL,
+         "devices must present a certificate; its CN is their username", 0, 0},
+        {"password-file", CLI_STRING, &password_file, "FILE",
+         "mosquitto_passwd file of usernames and passwords", 0, 0},
+        {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0}};
+    char conf[8192], acl[2048], conf_path[4200], acl_path[4200];
+    fedl_wire_encoder probe;
+    fedl_wire_message m = {FEDL_MSG_STATUS, NULL, "coordinator", 0, 0, NULL, 0};
+    fedl_error err = {0};
+    int tls, n, rc = cli_parse("broker-config", broker_config_usage, options, argc, argv, 2);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    if (job == NULL || out == NULL) {
+        fprintf(stderr, "fedl broker-config: --job and --out are required\n");
+        return 2;
+    }
+    m.job = job; /* the wire's own check of a job name: safe in a topic */
+    if (fedl_wire_encoder_init(&probe, &m, FEDL_WIRE_CHUNK_MIN, NULL, &err) != FEDL_OK) {
+        fprintf(stderr, "fedl broker-config: --job '%s': %s\n", job, err.message);
+        return 2;
+    }
+    tls = ca != NULL || cert != NULL || key != NULL;
+    if (tls && (ca == NULL || cert == NULL || key == NULL)) {
+        fprintf(stderr, "fedl broker-config: TLS needs --ca, --cert and --key together\n");
+        return 2;
+    }
+    if (require_certificate && !tls) {
+        fprintf(stderr, "fedl broker-config: --require-certificate needs TLS (--ca, --cert, "
+                        "--key)\n");
+        return 2;
+    }
+    if (!require_certificate && password_file == NULL) {
+        fprintf(stderr, "fedl broker-config: devices must be known: --require-certificate or "
+                        "--password-file\n");
+        return 2;
+    }
+    if (port == 0)
+        port = tls ? 8883 : 1883;
+    if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "fedl broker-config: --out %s: %s\n", out, strerror(errno));
+        return 1;
+    }
+    snprintf(conf_path, sizeof conf_path, "%s/mosquitto.conf", out);
+    snprintf(acl_path, sizeof acl_path, "%s/acl", out);
+    n = snprintf(conf, sizeof conf,
+                 "# fedl job %s (written by fedl broker-config)\n"
+                 "per_listener_settings false\n"
+                 "allow_anonymous false\n"
+                 "acl_file %s\n"
+                 "%s%s%s"
+                 "persistence true\n"
+                 "persistent_client_expiration 7d\n"
+                 "max_queued_messages 10000\n"
+                 "listener %d %s\n",
+                 job, acl_path, password_file != NULL ? "password_file " : "",
+                 password_file != NULL ? password_file : "", password_file != NULL ? "\n" : "",
+                 port, bind);
+    if (tls)
+        n += snprintf(
+            conf + n, sizeof conf - (size_t)n,
+            "cafile %s\ncertfile %s\nkeyfile %s\ntls_version tlsv1.2\n%s", ca, cert, key,
+            require_certificate ? "require_certificate true\nuse_identity_as_username true\n" : "");
+    snprintf(acl, sizeof acl,
+             "# fedl job %s: who may publish and read what (written by fedl broker-config)\n"
+             "user coordinator\n"
+             "topic readwrite fedl/%s/#\n\n"
+             "# every device, as %%u (its username or certificate CN)\n"
+             "pattern write fedl/%s/update/%%u\n"
+             "pattern write fedl/%s/status/%%u\n"
+             "pattern read fedl/%s/task/#\n"
+             "pattern read fedl/%s/control/#\n",
+             job, job, job, job, job, job);
+    if (write_text(conf_path, conf) != 0 || write_text(acl_path, acl) != 0)
+        return 1;
+    printf("wrote %s and %s\n", conf_path, acl_path);
+    return 0;
+}
