@@ -5,7 +5,9 @@
  * the coordinator may use the whole job.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -25,6 +27,21 @@ static const char broker_config_usage[] =
     "  fedl broker-config --job fmnist --port 8883 --ca ca.crt --cert broker.crt \\\n"
     "      --key broker.key --require-certificate --out /etc/mosquitto/conf.d/fmnist\n"
     "  mosquitto -c /etc/mosquitto/conf.d/fmnist/mosquitto.conf\n";
+
+/* path made absolute (mosquitto reads relative paths from its own working
+ * directory); 0, or 1 with a message. */
+static int absolute(const char *what, const char *path, char *out)
+{
+    if (path == NULL) {
+        out[0] = '\0';
+        return 0;
+    }
+    if (realpath(path, out) == NULL) {
+        fprintf(stderr, "fedl broker-config: %s %s: %s\n", what, path, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
 
 static int write_text(const char *path, const char *text)
 {
@@ -54,7 +71,8 @@ int cmd_broker_config(int argc, char **argv)
         {"password-file", CLI_STRING, &password_file, "FILE",
          "mosquitto_passwd file of usernames and passwords", 0, 0},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0}};
-    char conf[8192], acl[2048], conf_path[4200], acl_path[4200];
+    char conf[8192], acl[2048], conf_path[4200], acl_path[4200], dir[PATH_MAX], ca_path[PATH_MAX],
+        cert_path[PATH_MAX], key_path[PATH_MAX], passwords[PATH_MAX];
     fedl_wire_encoder probe;
     fedl_wire_message m = {FEDL_MSG_STATUS, NULL, "coordinator", 0, 0, NULL, 0};
     fedl_error err = {0};
@@ -91,8 +109,12 @@ int cmd_broker_config(int argc, char **argv)
         fprintf(stderr, "fedl broker-config: --out %s: %s\n", out, strerror(errno));
         return 1;
     }
-    snprintf(conf_path, sizeof conf_path, "%s/mosquitto.conf", out);
-    snprintf(acl_path, sizeof acl_path, "%s/acl", out);
+    if (absolute("--out", out, dir) != 0 || absolute("--ca", ca, ca_path) != 0 ||
+        absolute("--cert", cert, cert_path) != 0 || absolute("--key", key, key_path) != 0 ||
+        absolute("--password-file", password_file, passwords) != 0)
+        return 1;
+    snprintf(conf_path, sizeof conf_path, "%s/mosquitto.conf", dir);
+    snprintf(acl_path, sizeof acl_path, "%s/acl", dir);
     n = snprintf(conf, sizeof conf,
                  "# fedl job %s (written by fedl broker-config)\n"
                  "per_listener_settings false\n"
@@ -104,12 +126,13 @@ int cmd_broker_config(int argc, char **argv)
                  "max_queued_messages 10000\n"
                  "listener %d %s\n",
                  job, acl_path, password_file != NULL ? "password_file " : "",
-                 password_file != NULL ? password_file : "", password_file != NULL ? "\n" : "",
-                 port, bind);
+                 password_file != NULL ? passwords : "", password_file != NULL ? "\n" : "", port,
+                 bind);
     if (tls)
         n += snprintf(
             conf + n, sizeof conf - (size_t)n,
-            "cafile %s\ncertfile %s\nkeyfile %s\ntls_version tlsv1.2\n%s", ca, cert, key,
+            "cafile %s\ncertfile %s\nkeyfile %s\ntls_version tlsv1.2\n%s", ca_path, cert_path,
+            key_path,
             require_certificate ? "require_certificate true\nuse_identity_as_username true\n" : "");
     snprintf(acl, sizeof acl,
              "# fedl job %s: who may publish and read what (written by fedl broker-config)\n"
@@ -117,7 +140,7 @@ int cmd_broker_config(int argc, char **argv)
              "topic readwrite fedl/%s/#\n\n"
              "# every device, as %%u (its username or certificate CN)\n"
              "pattern write fedl/%s/update/%%u\n"
-             "pattern write fedl/%s/status/%%u\n"
+             "pattern write fedl/%s/status/%%u/#\n"
              "pattern read fedl/%s/task/#\n"
              "pattern read fedl/%s/control/#\n",
              job, job, job, job, job, job);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -101,7 +102,8 @@ static void send_status(device *d, fedl_client_state state)
     char suffix[128];
     snprintf(suffix, sizeof suffix, "status/%s", d->o->id);
     fedl_status_message_encode(state, &t, body);
-    if (fedl_channel_send(d->ch, suffix, FEDL_MSG_STATUS, 0, body, sizeof body, 0, &err) != FEDL_OK)
+    /* retained: the coordinator, restarted, learns who is online */
+    if (fedl_channel_send(d->ch, suffix, FEDL_MSG_STATUS, 0, body, sizeof body, 1, &err) != FEDL_OK)
         fprintf(stderr, "fedl join: status: %s\n", err.message);
 }
 
@@ -147,7 +149,7 @@ static int ensure_model(device *d, const fedl_task_message *m)
         if (fedl_client_load_file(d->client, d->client_path, &found, &err) != FEDL_OK)
             fprintf(stderr, "fedl join: %s (starting afresh)\n", err.message);
         else if (found)
-            printf("state %s: last round delivered before round %llu's task\n", d->client_path,
+            printf("state %s: the last task taken was round %llu's\n", d->client_path,
                    (unsigned long long)fedl_client_round(d->client));
     }
     return 0;
@@ -450,13 +452,21 @@ static int setup(device *d, join_options *o)
     rc = make_will(d, will, sizeof will, &will_length);
     if (rc != 0)
         return rc;
-    snprintf(will_topic, sizeof will_topic, "fedl/%s/status/%s", o->net.job, o->id);
+    snprintf(will_topic, sizeof will_topic, "fedl/%s/status/%s/0", o->net.job, o->id);
     co.mqtt.will_topic = will_topic;
     co.mqtt.will_payload = will;
     co.mqtt.will_length = will_length;
     co.secret_key = o->net.insecure ? NULL : d->key.secret_key;
-    if (fedl_channel_open(&co, &cb, &d->ch, &err) != FEDL_OK)
-        return fprintf(stderr, "fedl join: %s\n", err.message), 1;
+    /* a device outlives its broker: the first connection is retried with
+     * backoff too (0.5 s doubling to 30 s) until it is made or a signal stops it */
+    for (unsigned wait_ms = 500; fedl_channel_open(&co, &cb, &d->ch, &err) != FEDL_OK;) {
+        struct timespec pause = {(time_t)(wait_ms / 1000), (long)(wait_ms % 1000) * 1000000L};
+        if (err.status != FEDL_ERR_IO || stop_requested)
+            return fprintf(stderr, "fedl join: %s\n", err.message), 1;
+        fprintf(stderr, "fedl join: %s; trying again in %.1f s\n", err.message, wait_ms / 1000.0);
+        nanosleep(&pause, NULL);
+        wait_ms = wait_ms * 2 < 30000 ? wait_ms * 2 : 30000;
+    }
     if (fedl_channel_subscribe(d->ch, "task/+", &err) != FEDL_OK ||
         fedl_channel_subscribe(d->ch, "control/+", &err) != FEDL_OK)
         return fprintf(stderr, "fedl join: %s\n", err.message), 1;

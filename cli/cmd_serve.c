@@ -376,7 +376,7 @@ static int setup(server *s, serve_options *o)
         return fprintf(stderr, "fedl serve: %s\n", err.message), 1;
     if (!found && clear_retained(s) != 0)
         return 1;
-    if (fedl_channel_subscribe(s->ch, "status/+", &err) != FEDL_OK ||
+    if (fedl_channel_subscribe(s->ch, "status/#", &err) != FEDL_OK ||
         fedl_channel_subscribe(s->ch, "update/+", &err) != FEDL_OK)
         return fprintf(stderr, "fedl serve: %s\n", err.message), 1;
     return 0;

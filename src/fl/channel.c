@@ -67,7 +67,8 @@ static void drop(fedl_channel *ch, const char *topic, const char *sender, const 
 }
 
 /* The message type a topic carries ("task/3" -> TASK), and in *owner the
- * sender its last level names for per-sender topics (else ""). */
+ * sender a per-sender topic names ("status/dev-1" or, retained per chunk,
+ * "status/dev-1/0" -> dev-1; else ""). 0 for a topic of no type. */
 static int topic_type(const char *rest, char *owner, size_t size)
 {
     static const struct {
@@ -83,8 +84,16 @@ static int topic_type(const char *rest, char *owner, size_t size)
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         size_t n = strlen(kinds[i].prefix);
         if (strncmp(rest, kinds[i].prefix, n) == 0) {
-            if (kinds[i].per_sender)
-                snprintf(owner, size, "%s", rest + n);
+            if (kinds[i].per_sender) {
+                const char *slash = strchr(rest + n, '/');
+                size_t len = slash != NULL ? (size_t)(slash - (rest + n)) : strlen(rest + n);
+                if (len == 0 || len >= size ||
+                    (slash != NULL &&
+                     (slash[1] == '\0' || strspn(slash + 1, "0123456789") != strlen(slash + 1))))
+                    return 0;
+                memcpy(owner, rest + n, len);
+                owner[len] = '\0';
+            }
             return (int)kinds[i].type;
         }
     }
@@ -173,6 +182,8 @@ static void on_chunk(void *user, const char *topic, const uint8_t *payload, size
     if (!res.complete)
         return;
     if (f.type != FEDL_MSG_STATUS && !fresh(ch, &f, &last)) {
+        if (f.sequence == last)
+            return; /* the same message again (a retained one on resubscribing): no news */
         snprintf(
             reason, sizeof reason, "a replayed %s: sequence %llu, the last accepted from it %llu",
             fedl_msg_type_name(f.type), (unsigned long long)f.sequence, (unsigned long long)last);

@@ -64,9 +64,11 @@ fedl_status fedl_client_accept_task(fedl_client *cl, const fedl_task *task, fedl
 {
     uint8_t digest[FEDL_SHA256_BYTES];
     size_t bad;
-    if (task->round == 0 || task->round <= cl->delivered_round)
+    /* The round delivered last may come again: a coordinator that restarted
+     * or retried it asks again, and the same training gives the same update. */
+    if (task->round == 0 || task->round < cl->delivered_round)
         return fedl_error_set(err, FEDL_ERR_STATE,
-                              "client %s: task for round %llu, but round %llu was already "
+                              "client %s: task for round %llu, older than round %llu, which it "
                               "delivered",
                               cl->id, (unsigned long long)task->round,
                               (unsigned long long)cl->delivered_round);

@@ -148,7 +148,7 @@ fedl_status fedl_client_restore(fedl_client *cl, const uint8_t *b, size_t length
                 return fedl_error_set(err, FEDL_ERR_FORMAT,
                                       "client state: byte %d: not zero without a pending task", i);
     } else {
-        if (round == 0 || round <= delivered)
+        if (round == 0 || round < delivered)
             return fedl_error_set(err, FEDL_ERR_FORMAT,
                                   "client state: byte 16: a task of round %llu pending after round "
                                   "%llu was delivered",

@@ -292,7 +292,7 @@ static int select_clients(fedl_coordinator *co)
             co->order[eligible++] = i;
     }
     sort_by_id(co->order, eligible, co->clients);
-    k = (int)ceil(c->fraction * (double)eligible);
+    k = (int)ceil(c->fraction * (double)eligible - 1e-6); /* 0.3f x 10 means 3 */
     if (k < c->min_clients)
         k = c->min_clients;
     if (c->max_clients > 0 && k > c->max_clients)
@@ -430,7 +430,8 @@ static fedl_status close_round(fedl_coordinator *co, uint64_t now_ms, int by_dea
 
 static int quorum_count(const fedl_coordinator *co)
 {
-    int n = (int)ceil(co->config.quorum * (double)co->selected - 1e-9);
+    /* the tolerance of a float setting: 0.8f x 5 is 4.0000001, which means 4 */
+    int n = (int)ceil(co->config.quorum * (double)co->selected - 1e-6);
     return n < 1 ? 1 : n;
 }
 
@@ -492,8 +493,14 @@ fedl_status fedl_coordinator_update(fedl_coordinator *co, const fedl_update *u, 
     if (co->phase != PHASE_OPEN || u->round != co->version + 1) {
         if (u->round <= co->version)
             return late_update(co, u, err);
-        snprintf(why, sizeof why, "round %llu has not started (the coordinator is at round %llu)",
-                 (unsigned long long)u->round, (unsigned long long)co->version + 1);
+        if (u->round == co->version + 1)
+            snprintf(why, sizeof why,
+                     "round %llu is not open (not yet, or restarting after a restore)",
+                     (unsigned long long)u->round);
+        else
+            snprintf(why, sizeof why,
+                     "round %llu has not started (the coordinator is at round %llu)",
+                     (unsigned long long)u->round, (unsigned long long)co->version + 1);
         return reject(co, u, err, why);
     }
     if (!c->selected) {
@@ -530,7 +537,7 @@ fedl_status fedl_coordinator_timer(fedl_coordinator *co, uint64_t now_ms, fedl_e
         return begin_round(co, now_ms, err);
     if (co->phase != PHASE_OPEN || now_ms < co->task.deadline_ms)
         return FEDL_OK; /* an old timer */
-    needed = (int)ceil(co->config.min_completion * (double)co->selected - 1e-9);
+    needed = (int)ceil(co->config.min_completion * (double)co->selected - 1e-6);
     if (needed < 1)
         needed = 1;
     if (co->received >= needed)

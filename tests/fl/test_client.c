@@ -179,8 +179,10 @@ static void test_a_client_killed_mid_round_resumes_and_delivers_the_same_update(
     assert_int_equal(resumed.model_version, 3);
     assert_int_equal(resumed.samples, whole.samples);
     assert_true(resumed.train_loss == whole.train_loss);
-    /* delivered: the same task again is refused */
+    /* delivered: an older round is refused */
+    f.task.round = 3;
     assert_int_equal(fedl_client_accept_task(cl, &f.task, &err), FEDL_ERR_STATE);
+    f.task.round = 4;
 
     fedl_trainer_destroy(t);
     fedl_client_destroy(cl);
@@ -213,8 +215,9 @@ static void test_a_state_after_delivery_keeps_the_round(void **state)
     assert_int_equal(fedl_client_restore(back, bytes, length, &err), FEDL_OK);
     assert_null(fedl_client_pending(back, &weights));
     assert_null(weights);
+    f.task.round = 3;
     assert_int_equal(fedl_client_accept_task(back, &f.task, &err), FEDL_ERR_STATE);
-    assert_non_null(strstr(err.message, "round 4 was already delivered"));
+    assert_non_null(strstr(err.message, "older than round 4, which it delivered"));
     f.task.round = 5;
     fedl_sha256(f.global, f.params * sizeof(float), f.task.weights_sha256);
     assert_int_equal(fedl_client_accept_task(back, &f.task, &err), FEDL_OK);
@@ -277,7 +280,7 @@ static void test_damaged_and_foreign_states_are_refused(void **state)
     memset(copy + 56, 0xff, 4); /* lr NaN */
     refused("dev-02", f.params, copy, length, FEDL_ERR_FORMAT, "byte 56");
     memcpy(copy, bytes, length);
-    memcpy(copy + 32, copy + 16, 8); /* delivered = the pending round */
+    copy[32] = 9; /* delivered round 9, after the pending round 4 */
     refused("dev-02", f.params, copy, length, FEDL_ERR_FORMAT, "byte 16");
 
     test_free(copy);

@@ -225,6 +225,25 @@ static void test_quorum_closes_early_and_deadline_closes_with_enough(void **stat
     assert_non_null(find_kind(co, FEDL_FL_ROUND_DONE));
     fedl_coordinator_destroy(co);
 
+    /* a quorum and a fraction given as floats (0.8f x 5 = 4.0000001): 4 of
+     * 5 close the round; 0.3f of 10 selects 3 */
+    c.quorum = 0.8f;
+    co = make(&c, 5, 0);
+    assert_int_equal(fedl_coordinator_start(co, 0, &err), FEDL_OK);
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "dev-%02d", i);
+        deliver(co, id, 1.0f, 10, 4);
+    }
+    assert_non_null(find_kind(co, FEDL_FL_ROUND_DONE));
+    fedl_coordinator_destroy(co);
+    c = fedl_coordinator_defaults();
+    c.fraction = 0.3f;
+    co = make(&c, 10, 0);
+    assert_int_equal(fedl_coordinator_start(co, 0, &err), FEDL_OK);
+    assert_int_equal(count_kind(co, FEDL_FL_SEND_TASK), 3);
+    fedl_coordinator_destroy(co);
+
     c = fedl_coordinator_defaults(); /* quorum 1, min completion 0.5 */
     co = make(&c, 4, 0);
     assert_int_equal(fedl_coordinator_start(co, 0, &err), FEDL_OK);
@@ -536,9 +555,17 @@ static void test_client_checks_tasks_and_makes_deltas(void **state)
         assert_float_equal(u.values[i], 0.25f, 1e-6);
     assert_int_equal(fedl_coordinator_update(co, &u, 1, &err), FEDL_OK);
     assert_int_equal(count_kind(co, FEDL_FL_REJECT), 0);
-    /* the same round again: refused by the client itself */
+    /* the same round again (a restarted coordinator asks again): taken; an
+     * older round: refused by the client itself */
+    assert_int_equal(fedl_client_accept_task(cl, &task, &err), FEDL_OK);
+    assert_int_equal(fedl_client_make_update(cl, trained, 10, 0.5, NULL, &u, &err), FEDL_OK);
+    task.round = 2;
+    fedl_sha256(task.weights, PARAMS * sizeof(float), task.weights_sha256);
+    assert_int_equal(fedl_client_accept_task(cl, &task, &err), FEDL_OK);
+    assert_int_equal(fedl_client_make_update(cl, trained, 10, 0.5, NULL, &u, &err), FEDL_OK);
+    task.round = 1;
     assert_int_equal(fedl_client_accept_task(cl, &task, &err), FEDL_ERR_STATE);
-    assert_non_null(strstr(err.message, "already delivered"));
+    assert_non_null(strstr(err.message, "older than round 2, which it delivered"));
     fedl_client_destroy(cl);
     fedl_coordinator_destroy(co);
 }
