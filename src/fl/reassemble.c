@@ -24,8 +24,20 @@ typedef struct transfer {
     uint64_t last_ms;
 } transfer;
 
+/* A message put back together lately: its late duplicate chunks are
+ * duplicates, not the start of a new transfer. */
+typedef struct completed {
+    char sender[FEDL_WIRE_SENDER_MAX];
+    fedl_msg_type type;
+    uint64_t sequence;
+} completed;
+
+#define COMPLETED_RING 64
+
 struct fedl_reassembler {
     fedl_allocator *alloc;
+    completed done_ring[COMPLETED_RING];
+    int done_next;
     size_t max_bytes, held;
     int max_transfers;
     transfer *transfers; /* (max_transfers) */
@@ -223,6 +235,25 @@ static fedl_status open_transfer(fedl_reassembler *r, const fedl_wire_frame *f, 
     return FEDL_OK;
 }
 
+static int completed_lately(const fedl_reassembler *r, const fedl_wire_frame *f)
+{
+    for (int i = 0; i < COMPLETED_RING; i++) {
+        const completed *c = &r->done_ring[i];
+        if (c->type == f->type && c->sequence == f->sequence && strcmp(c->sender, f->sender) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void remember_completed(fedl_reassembler *r, const transfer *t)
+{
+    completed *c = &r->done_ring[r->done_next];
+    memcpy(c->sender, t->sender, sizeof c->sender);
+    c->type = t->type;
+    c->sequence = t->sequence;
+    r->done_next = (r->done_next + 1) % COMPLETED_RING;
+}
+
 static transfer *find(fedl_reassembler *r, const fedl_wire_frame *f)
 {
     for (int i = 0; i < r->max_transfers; i++) {
@@ -260,6 +291,10 @@ fedl_status fedl_reassembler_add(fedl_reassembler *r, const fedl_wire_frame *f, 
         return FEDL_OK;
     }
     t = find(r, f);
+    if (t == NULL && completed_lately(r, f)) {
+        res->duplicate = 1; /* a chunk of a message already handed out */
+        return FEDL_OK;
+    }
     if (t == NULL) {
         st = open_transfer(r, f, &t, res, err);
         if (st != FEDL_OK)
@@ -291,6 +326,7 @@ fedl_status fedl_reassembler_add(fedl_reassembler *r, const fedl_wire_frame *f, 
         release(r, t);
         return hash_mismatch(f, err);
     }
+    remember_completed(r, t);
     r->done = t->body;
     r->done_length = (size_t)t->body_length;
     t->body = NULL; /* now r->done's, still counted in held */

@@ -87,6 +87,12 @@ static void test_chunks_come_back_whole_in_any_order(void **state)
     assert_int_equal(duplicates, 1);
     assert_int_equal(completes, 1);
     assert_true(fedl_reassembler_bytes(r) <= sizeof body);
+    /* a chunk of it again after it was handed out: a duplicate, not a new
+     * transfer left to expire */
+    assert_int_equal(fedl_wire_parse(c.bytes[5], c.length[5], 1 << 20, &f, &err), FEDL_OK);
+    assert_int_equal(fedl_reassembler_add(r, &f, 99, &res, &err), FEDL_OK);
+    assert_true(res.duplicate && !res.complete);
+    assert_int_equal(fedl_reassembler_bytes(r), 0);
     fedl_reassembler_destroy(r);
 }
 
