@@ -1,0 +1,107 @@
+#!/bin/sh
+# fl_round_overhead.sh - what a federated round costs beyond training, over
+# a real mosquitto on loopback: the task broadcast, the uploads and the
+# aggregation, for LeNet-5 with N devices (5 and 50 by default).
+#
+# Usage: bench/fl_round_overhead.sh [--clients "5 50"] [--rounds 6] BUILD_DIR
+#
+# Each device trains one step on 32 generated 28x28 images, so a round's
+# wall time is almost all overhead: signing, chunking and publishing the
+# task (about 247 KB, two 128 KiB chunks), N devices receiving and checking
+# it, N updates uploaded, checked and folded, and the evaluation of the
+# global model on 64 test images. Tasks and updates are signed (Ed25519);
+# the broker is plain TCP on 127.0.0.1 (no TLS). Reported per N: the median
+# round time over rounds 2..R (round 1 includes waiting for the devices),
+# the time of one local training step measured in the same run, the bytes
+# of one task and one update on the wire (chunk headers included, MQTT's
+# own framing of about 40 bytes a publish not) against the raw float32
+# parameters, and the peak RSS of the coordinator and of one device.
+set -eu
+
+clients_list="5 50"
+rounds=6
+build=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --clients) clients_list=$2; shift ;;
+    --rounds) rounds=$2; shift ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "fl_round_overhead.sh: unknown option $1" >&2; exit 2 ;;
+    *) build=$1 ;;
+    esac
+    shift
+done
+[ -n "$build" ] || { echo "usage: bench/fl_round_overhead.sh BUILD_DIR" >&2; exit 2; }
+fedl=$(cd "$build" && pwd)/fedl
+src=$(cd "$(dirname "$0")/.." && pwd)
+mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+[ -x "$fedl" ] || { echo "fl_round_overhead.sh: $fedl not found" >&2; exit 2; }
+[ -x "$mosquitto" ] || { echo "fl_round_overhead.sh: needs mosquitto (apt-get install mosquitto)" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "fl_round_overhead.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
+
+work=$(mktemp -d)
+chmod 755 "$work"
+broker_pid=""
+trap 'kill $broker_pid 2>/dev/null; pkill -P $$ 2>/dev/null; rm -rf "$work"' EXIT
+cd "$work"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n' "$port" >m.conf
+"$mosquitto" -c m.conf >broker.log 2>&1 &
+broker_pid=$!
+sleep 0.5
+
+echo "federated round overhead: lenet5, one 32-image step a device, signed, mosquitto on loopback"
+echo "host: $(uname -m), $(nproc) cores; $(date -u '+%Y-%m-%d %H:%M UTC'); load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%8s %12s %12s %12s %14s %14s %10s %12s %12s\n' devices "round ms" "step ms" \
+    "raw bytes" "task B/device" "update B" "overhead" "serve MiB" "device MiB"
+for n in $clients_list; do
+    rm -rf keys data dev-* *.out *.jsonl
+    mkdir keys
+    "$fedl" keygen --id coordinator --out keys/coordinator >/dev/null
+    i=0
+    while [ $i -lt "$n" ]; do
+        "$fedl" keygen --id "dev-$i" --out "keys/dev-$i" >/dev/null
+        cat "keys/dev-$i.pub" >>keys/devices.pub
+        i=$((i + 1))
+    done
+    python3 "$src/tests/cli/make_idx.py" data $((32 * n)) 64 28 10 >/dev/null
+    job="bench$n"
+    /usr/bin/time -f "%M" -o serve.rss "$fedl" serve --broker "mqtt://127.0.0.1:$port" --job "$job" \
+        --rounds "$rounds" --model lenet5 --data data --key keys/coordinator.key \
+        --devices keys/devices.pub --wait-clients "$n" --min-clients "$n" --metrics m.jsonl \
+        --quiet >serve.out 2>&1 &
+    serve_pid=$!
+    i=0
+    while [ $i -lt "$n" ]; do
+        timing=""
+        [ $i -eq 0 ] && timing="/usr/bin/time -f %M -o dev.rss"
+        # shellcheck disable=SC2086
+        $timing "$fedl" join --broker "mqtt://127.0.0.1:$port" --job "$job" --id "dev-$i" \
+            --data data --partition iid --parts "$n" --part "$i" --key "keys/dev-$i.key" \
+            --coordinator-key keys/coordinator.pub >"dev-$i.out" 2>&1 &
+        i=$((i + 1))
+    done
+    wait $serve_pid
+    sleep 1
+    round_ms=$(python3 -c 'import json, statistics, sys
+rows = [json.loads(l) for l in open("m.jsonl")]
+t = [r["seconds"] for r in rows]
+print("%.1f" % (1000 * statistics.median([b - a for a, b in zip(t, t[1:])])))')
+    sps=$("$fedl" train --model lenet5 --data data --epochs 1 --batch 32 --train-limit 32 2>/dev/null |
+        sed -n 's/^summary: .*(\([0-9]*\) samples\/s).*/\1/p')
+    step_ms=$(python3 -c "print('%.1f' % (32000.0 / float('${sps:-0}' or 'inf')))")
+    task=$(sed -n 's/.*task sent to .* (\([0-9]*\) bytes).*/\1/p' serve.out | head -1)
+    update=$(sed -n 's/.*update sent (\([0-9]*\) bytes).*/\1/p' dev-0.out | head -1)
+    python3 - "$n" "$round_ms" "$step_ms" "$task" "$update" "$(cat serve.rss)" "$(cat dev.rss)" <<'PY'
+import math, sys
+n, round_ms, step_ms = sys.argv[1], sys.argv[2], sys.argv[3]
+task, update, serve_kb, dev_kb = map(int, sys.argv[4:8])
+raw = 61706 * 4
+chunk = 128 * 1024 - 248
+wire = lambda body: body + 248 * math.ceil(body / chunk)
+t, u = wire(task), wire(update)
+print("%8s %12s %12s %12d %14d %14d %9.2f%% %12.1f %12.1f" % (
+    n, round_ms, step_ms, raw, t, u, 100.0 * ((t + u) / (2 * raw) - 1), serve_kb / 1024, dev_kb / 1024))
+PY
+done
+echo "end $(date -u '+%H:%M UTC'); load $(cut -d' ' -f1-3 /proc/loadavg)"
