@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fedl/fl_wire.h"
+#include "fl/names.h"
 
 static const char hex_digits[] = "0123456789abcdef";
 
@@ -33,15 +34,7 @@ static int hex_value(char c)
 
 static int id_ok(const char *s, size_t n)
 {
-    if (n == 0 || n >= FEDL_WIRE_SENDER_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.'))
-            return 0;
-    }
-    return 1;
+    return fedl_name_ok(s, n, FEDL_WIRE_SENDER_MAX);
 }
 
 fedl_status fedl_key_format_public(const uint8_t *public_key, const char *id, char *out,

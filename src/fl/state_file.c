@@ -65,16 +65,33 @@ fedl_status fedl_coordinator_save_file(const fedl_coordinator *co, const char *p
     return st;
 }
 
-fedl_status fedl_coordinator_load_file(fedl_coordinator *co, const char *path, int *found,
+/* The bytes of a state restored into an object. */
+typedef fedl_status (*restore_fn)(void *object, const uint8_t *bytes, size_t length,
+                                  fedl_error *err);
+
+static fedl_status restore_coordinator(void *object, const uint8_t *bytes, size_t length,
                                        fedl_error *err)
+{
+    return fedl_coordinator_restore(object, bytes, length, err);
+}
+
+static fedl_status restore_client(void *object, const uint8_t *bytes, size_t length,
+                                  fedl_error *err)
+{
+    return fedl_client_restore(object, bytes, length, err);
+}
+
+/* Section `name` of the file of `kind` at path restored into object; the
+ * error names the file. */
+static fedl_status load_state(fedl_file_kind kind, const char *name, const char *path,
+                              restore_fn restore, void *object, int *found, fedl_error *err)
 {
     fedl_file_view view;
     const uint8_t *data = NULL;
     size_t length = 0;
-    fedl_status st =
-        read_section(FEDL_FILE_COORDINATOR, "coordinator", path, &view, &data, &length, found, err);
+    fedl_status st = read_section(kind, name, path, &view, &data, &length, found, err);
     if (st == FEDL_OK && *found)
-        st = fedl_coordinator_restore(co, data, length, err);
+        st = restore(object, data, length, err);
     if (st != FEDL_OK && err != NULL && strstr(err->message, path) == NULL) {
         fedl_error inner = *err;
         fedl_error_set(err, inner.status, "%s: %s", path, inner.message);
@@ -82,6 +99,13 @@ fedl_status fedl_coordinator_load_file(fedl_coordinator *co, const char *path, i
     if (view.bytes != NULL)
         fedl_file_view_close(&view);
     return st;
+}
+
+fedl_status fedl_coordinator_load_file(fedl_coordinator *co, const char *path, int *found,
+                                       fedl_error *err)
+{
+    return load_state(FEDL_FILE_COORDINATOR, "coordinator", path, restore_coordinator, co, found,
+                      err);
 }
 
 fedl_status fedl_client_save_file(const fedl_client *cl, fedl_allocator *alloc, const char *path,
@@ -99,18 +123,5 @@ fedl_status fedl_client_save_file(const fedl_client *cl, fedl_allocator *alloc, 
 
 fedl_status fedl_client_load_file(fedl_client *cl, const char *path, int *found, fedl_error *err)
 {
-    fedl_file_view view;
-    const uint8_t *data = NULL;
-    size_t length = 0;
-    fedl_status st =
-        read_section(FEDL_FILE_CLIENT, "client", path, &view, &data, &length, found, err);
-    if (st == FEDL_OK && *found)
-        st = fedl_client_restore(cl, data, length, err);
-    if (st != FEDL_OK && err != NULL && strstr(err->message, path) == NULL) {
-        fedl_error inner = *err;
-        fedl_error_set(err, inner.status, "%s: %s", path, inner.message);
-    }
-    if (view.bytes != NULL)
-        fedl_file_view_close(&view);
-    return st;
+    return load_state(FEDL_FILE_CLIENT, "client", path, restore_client, cl, found, err);
 }

@@ -27,6 +27,7 @@
 #include "core/crc32c.h"
 #include "core/le.h"
 #include "fedl/fl_wire.h"
+#include "fl/names.h"
 
 #define MAGIC "FDLM"
 #define SIGNED_BYTES 160
@@ -64,20 +65,10 @@ fedl_status fedl_sign_keypair_generate(fedl_sign_keypair *kp, fedl_error *err)
     return FEDL_OK;
 }
 
-/* A job or sender name: 1 to max - 1 bytes of [A-Za-z0-9._-], which keeps
- * it safe inside an MQTT topic and a file name. */
+/* A job or sender name (names.h), NUL-terminated within max bytes. */
 static int name_ok(const char *s, size_t max)
 {
-    size_t n = s != NULL ? strnlen(s, max) : max;
-    if (n == 0 || n >= max)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.'))
-            return 0;
-    }
-    return 1;
+    return s != NULL && fedl_name_ok(s, strnlen(s, max), max);
 }
 
 static int type_ok(unsigned type)

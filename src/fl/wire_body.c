@@ -9,6 +9,7 @@
 
 #include "core/le.h"
 #include "fedl/fl.h"
+#include "fl/names.h"
 
 #define TASK_FIXED 84
 #define UPDATE_FIXED 72
@@ -33,12 +34,6 @@ static float get_f32(const uint8_t *p)
     float v;
     memcpy(&v, &bits, 4);
     return v;
-}
-
-static int id_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.';
 }
 
 static void put_telemetry(uint8_t *p, const fedl_telemetry *t)
@@ -177,7 +172,7 @@ fedl_status fedl_task_message_decode(const uint8_t *b, size_t length, fedl_task_
         if (n == 0 || n >= FEDL_CLIENT_ID_MAX || n > length - at - 1)
             return bad(err, "task", at, "a selected client id of bad length");
         for (size_t k = 0; k < n; k++)
-            if (!id_char((char)b[at + 1 + k]))
+            if (!fedl_name_char((char)b[at + 1 + k]))
                 return bad(err, "task", at + 1 + k, "a selected client id with a bad character");
         at += 1 + n;
     }
