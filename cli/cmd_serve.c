@@ -483,7 +483,6 @@ int cmd_serve(int argc, char **argv)
         {"quiet", CLI_FLAG, &o.quiet, NULL, "no table", 0, 0},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0}};
     server s;
-    fedl_error err = {0};
     int rc;
     net_option_table(&o.net, options);
     memcpy(options + NET_OPTION_COUNT, own, sizeof own);
@@ -518,16 +517,8 @@ int cmd_serve(int argc, char **argv)
         fflush(stdout);
         rc = run(&s);
     }
-    if (rc == 0 && o.out != NULL) {
-        memcpy(fedl_model_params(s.model), fedl_coordinator_weights(s.co, NULL),
-               s.params * sizeof(float));
-        if (fedl_model_save(s.model, o.out, &err) != FEDL_OK) {
-            fprintf(stderr, "fedl serve: --out: %s\n", err.message);
-            rc = 1;
-        } else {
-            printf("wrote %s\n", o.out);
-        }
-    }
+    if (rc == 0 && o.out != NULL)
+        rc = round_report_save("serve", s.model, fedl_coordinator_weights(s.co, NULL), o.out);
     if (rc == 0)
         printf("summary: %d rounds in %.1f s; %llu messages dropped; peak RSS %.1f MiB\n", o.rounds,
                (double)(net_now_ms() - s.start_ms) / 1000.0,

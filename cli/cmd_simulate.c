@@ -887,16 +887,9 @@ int cmd_simulate(int argc, char **argv)
         fflush(stdout);
         rc = run(&s);
     }
-    if (rc == 0 && o.out != NULL) {
-        memcpy(fedl_model_params(s.eval_model), fedl_coordinator_weights(s.coordinator, NULL),
-               s.params * sizeof(float));
-        if (fedl_model_save(s.eval_model, o.out, &err) != FEDL_OK) {
-            fprintf(stderr, "fedl simulate: --out: %s\n", err.message);
-            rc = 1;
-        } else {
-            printf("wrote %s\n", o.out);
-        }
-    }
+    if (rc == 0 && o.out != NULL)
+        rc = round_report_save("simulate", s.eval_model,
+                               fedl_coordinator_weights(s.coordinator, NULL), o.out);
     if (rc == 0)
         printf("summary: %d rounds in %.1f s; peak RSS %.1f MiB\n", o.rounds,
                (double)(fedl_time_ns() - s.start_ns) / 1e9,

@@ -3,6 +3,18 @@
 
 #include <string.h>
 
+int round_report_save(const char *command, fedl_model *model, const float *weights, const char *out)
+{
+    fedl_error err = {0};
+    memcpy(fedl_model_params(model), weights, fedl_model_param_count(model) * sizeof(float));
+    if (fedl_model_save(model, out, &err) != FEDL_OK) {
+        fprintf(stderr, "fedl %s: --out: %s\n", command, err.message);
+        return 1;
+    }
+    printf("wrote %s\n", out);
+    return 0;
+}
+
 void round_report_header(void)
 {
     printf(

@@ -16,4 +16,9 @@ void round_report(const char *command, const fedl_round_metrics *m, fedl_model *
                   const float *weights, const fedl_dataset *test, int quiet, FILE *metrics,
                   double seconds);
 
+/* The global weights into model and saved at out (--out); 0, or 1 with a
+ * message. */
+int round_report_save(const char *command, fedl_model *model, const float *weights,
+                      const char *out);
+
 #endif
