@@ -3,14 +3,15 @@
 # a real mosquitto on loopback: the task broadcast, the uploads and the
 # aggregation, for LeNet-5 with N devices (5 and 50 by default).
 #
-# Usage: bench/fl_round_overhead.sh [--clients "5 50"] [--rounds 6] BUILD_DIR
+# Usage: bench/fl_round_overhead.sh [--clients "5 50"] [--rounds 6] [--tls] BUILD_DIR
 #
 # Each device trains one step on 32 generated 28x28 images, so a round's
 # wall time is almost all overhead: signing, chunking and publishing the
 # task (about 247 KB, two 128 KiB chunks), N devices receiving and checking
 # it, N updates uploaded, checked and folded, and the evaluation of the
 # global model on 64 test images. Tasks and updates are signed (Ed25519);
-# the broker is plain TCP on 127.0.0.1 (no TLS). Reported per N: the median
+# the broker is plain TCP on 127.0.0.1, or with --tls TLS 1.2+ with a test
+# CA (the devices check the broker's certificate). Reported per N: the median
 # round time over rounds 2..R (round 1 includes waiting for the devices),
 # the time of one local training step measured in the same run, the bytes
 # of one task and one update on the wire (chunk headers included, MQTT's
@@ -20,12 +21,14 @@ set -eu
 
 clients_list="5 50"
 rounds=6
+tls=0
 build=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --clients) clients_list=$2; shift ;;
     --rounds) rounds=$2; shift ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --tls) tls=1 ;;
+    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fl_round_overhead.sh: unknown option $1" >&2; exit 2 ;;
     *) build=$1 ;;
     esac
@@ -46,11 +49,26 @@ trap 'kill $broker_pid 2>/dev/null; pkill -P $$ 2>/dev/null; rm -rf "$work"' EXI
 cd "$work"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n' "$port" >m.conf
+url="mqtt://127.0.0.1:$port"
+tls_options=""
+if [ $tls -eq 1 ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+        -subj /CN=bench-ca -keyout ca.key -out ca.crt 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 \
+        -keyout broker.key -out broker.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\n' >san.ext
+    openssl x509 -req -in broker.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 \
+        -extfile san.ext -out broker.crt 2>/dev/null
+    chmod 644 ca.crt broker.crt broker.key
+    printf 'cafile %s/ca.crt\ncertfile %s/broker.crt\nkeyfile %s/broker.key\n' "$work" "$work" "$work" >>m.conf
+    url="mqtts://127.0.0.1:$port"
+    tls_options="--ca $work/ca.crt"
+fi
 "$mosquitto" -c m.conf >broker.log 2>&1 &
 broker_pid=$!
 sleep 0.5
 
-echo "federated round overhead: lenet5, one 32-image step a device, signed, mosquitto on loopback"
+echo "federated round overhead: lenet5, one 32-image step a device, signed, mosquitto on loopback$([ $tls -eq 1 ] && echo ', TLS')"
 echo "host: $(uname -m), $(nproc) cores; $(date -u '+%Y-%m-%d %H:%M UTC'); load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%8s %12s %12s %12s %14s %14s %10s %12s %12s\n' devices "round ms" "step ms" \
     "raw bytes" "task B/device" "update B" "overhead" "serve MiB" "device MiB"
@@ -66,7 +84,8 @@ for n in $clients_list; do
     done
     python3 "$src/tests/cli/make_idx.py" data $((32 * n)) 64 28 10 >/dev/null
     job="bench$n"
-    /usr/bin/time -f "%M" -o serve.rss "$fedl" serve --broker "mqtt://127.0.0.1:$port" --job "$job" \
+    # shellcheck disable=SC2086
+    /usr/bin/time -f "%M" -o serve.rss "$fedl" serve --broker "$url" $tls_options --job "$job" \
         --rounds "$rounds" --model lenet5 --data data --key keys/coordinator.key \
         --devices keys/devices.pub --wait-clients "$n" --min-clients "$n" --metrics m.jsonl \
         --quiet >serve.out 2>&1 &
@@ -76,7 +95,7 @@ for n in $clients_list; do
         timing=""
         [ $i -eq 0 ] && timing="/usr/bin/time -f %M -o dev.rss"
         # shellcheck disable=SC2086
-        $timing "$fedl" join --broker "mqtt://127.0.0.1:$port" --job "$job" --id "dev-$i" \
+        $timing "$fedl" join --broker "$url" $tls_options --job "$job" --id "dev-$i" \
             --data data --partition iid --parts "$n" --part "$i" --key "keys/dev-$i.key" \
             --coordinator-key keys/coordinator.pub >"dev-$i.out" 2>&1 &
         i=$((i + 1))

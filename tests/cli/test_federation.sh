@@ -231,11 +231,14 @@ for i in 0 1 2 3 4; do
     contains "dev-$i carried on to the end" "b-dev-$i.out" "the job finished"
 done
 python3 - b.jsonl <<'PY' && pass || fail "accuracy after the faults"
-import json, sys
+import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 print("rounds:", [(r["round"], r["completed"], round(r["test_accuracy"], 4)) for r in rows])
 assert [r["round"] for r in rows][-1] == 6, rows
-assert rows[-1]["test_accuracy"] > 0.5, rows[-1]
+# still learning after the faults: chance is 0.1; the sanitizer's run has
+# 200 images a device, and its accuracy swings by 0.2 between rounds
+floor = 0.3 if os.environ.get("FEDL_SANITIZED") else 0.5
+assert rows[-1]["test_accuracy"] > floor, rows[-1]
 PY
 for i in 0 1 2 3 4; do eval "kill -KILL \$dev_pid_$i 2>/dev/null"; done
 finish
