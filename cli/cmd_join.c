@@ -540,7 +540,7 @@ int cmd_join(int argc, char **argv)
         fflush(stdout);
     }
     while (rc == 0 && !d.finished && !d.failed && !d.fatal && !stop_requested) {
-        if (fedl_channel_run(d.ch, d.trainer != NULL ? 0 : 100, &err) != FEDL_OK) {
+        if (fedl_channel_run(d.ch, d.trainer != NULL ? 0 : 20, &err) != FEDL_OK) {
             fprintf(stderr, "fedl join: %s\n", err.message);
             rc = 1;
         } else if (d.trainer != NULL && train_step(&d) != 0) {

@@ -406,7 +406,7 @@ static int run(server *s)
     uint64_t wait_until = net_now_ms() + s->o->wait_ms;
     while (!s->finished && !s->failed && !s->fatal && !stop_requested) {
         uint64_t now;
-        if (fedl_channel_run(s->ch, 100, &err) != FEDL_OK)
+        if (fedl_channel_run(s->ch, 20, &err) != FEDL_OK)
             return fprintf(stderr, "fedl serve: %s\n", err.message), 1;
         now = net_now_ms();
         if (!s->started && now >= wait_until) {

@@ -44,7 +44,8 @@ struct fedl_mqtt {
     int refused;       /* the broker refused the credentials: CONNACK code */
     uint64_t retry_at; /* ms, when disconnected */
     uint32_t backoff_ms;
-    int pending; /* QoS 1 publishes not acknowledged */
+    int pending;       /* QoS 1 publishes not acknowledged */
+    uint64_t arrivals; /* messages and acknowledgements handled, for draining */
     outgoing *outbox, *outbox_tail;
     size_t outbox_bytes;
 };
@@ -195,12 +196,14 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
     (void)mid;
     if (m->pending > 0)
         m->pending--;
+    m->arrivals++;
 }
 
 static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg)
 {
     fedl_mqtt *m = obj;
     (void)mosq;
+    m->arrivals++;
     if (m->on_message != NULL)
         m->on_message(m->user, msg->topic, msg->payload, (size_t)msg->payloadlen, msg->retain);
 }
@@ -405,6 +408,13 @@ fedl_status fedl_mqtt_run(fedl_mqtt *m, int timeout_ms, fedl_error *err)
         m->socket_open = 0;
         m->connected = 0;
         schedule_retry(m);
+    }
+    /* mosquitto_loop reads one packet a call, and packets TLS has already
+     * decrypted do not wake select(): read on while packets keep coming */
+    for (int i = 0; i < 256 && m->socket_open; i++) {
+        uint64_t before = m->arrivals;
+        if (mosquitto_loop_read(m->mosq, 1) != MOSQ_ERR_SUCCESS || m->arrivals == before)
+            break;
     }
     flush_outbox(m);
     return FEDL_OK;
