@@ -113,6 +113,20 @@ fedl_status fedl_aggregator_add(fedl_aggregator *g, const char *client_id, const
 fedl_status fedl_aggregator_add_weights(fedl_aggregator *g, const char *client_id,
                                         const float *weights, const float *base, size_t params,
                                         double samples, fedl_error *err);
+/* A partial sum of updates folded elsewhere (another aggregator's
+ * fedl_aggregator_sum of this round, over `count` updates of `samples`
+ * summed samples), added to this round's sum: linear strategies only
+ * (FEDL_ERR_STATE for robust ones). The sum (params doubles) must be
+ * finite. Adding the partials of a split of the updates gives the sum of
+ * adding them all here, up to the order of the double additions. */
+fedl_status fedl_aggregator_add_partial(fedl_aggregator *g, const char *from, const double *sum,
+                                        size_t params, double samples, int count, fedl_error *err);
+/* Linear strategies: the round's running sum, (params) doubles of
+ * samples x clip-scaled delta; NULL for robust ones. */
+const double *fedl_aggregator_sum(const fedl_aggregator *g);
+/* 1 for the strategies that fold updates into a sum (fedavg, fedprox,
+ * fedavgm, fedadagrad, fedadam, fedyogi). */
+int fedl_strategy_is_linear(fedl_strategy_kind kind);
 /* Updates accepted in this round, and their summed samples. */
 int fedl_aggregator_count(const fedl_aggregator *g);
 double fedl_aggregator_samples(const fedl_aggregator *g);
@@ -193,6 +207,22 @@ typedef struct fedl_update {
     fedl_telemetry telemetry;
 } fedl_update;
 
+/* A partial sum (scale-out): the updates of `count` clients of a round,
+ * folded by an aggregator process (fedl aggregate) and combined by the
+ * coordinator with fedl_coordinator_partial. The round and the aggregator
+ * travel in the message header. */
+typedef struct fedl_partial {
+    char aggregator_id[FEDL_CLIENT_ID_MAX];    /* who folded them */
+    uint64_t round;                            /* 1-based */
+    uint64_t model_version;                    /* the version the updates trained from */
+    int count;                                 /* clients folded */
+    const char (*clients)[FEDL_CLIENT_ID_MAX]; /* (count) their ids */
+    const double *sum; /* (params) sum of samples x delta (fedl_aggregator_sum) */
+    size_t params;
+    double samples;  /* their summed samples */
+    double loss_sum; /* sum of train_loss x samples */
+} fedl_partial;
+
 typedef enum fedl_fl_action_kind {
     FEDL_FL_SEND_TASK,  /* send *task to client_id */
     FEDL_FL_SET_TIMER,  /* call fedl_coordinator_timer at time_ms (replaces the previous one) */
@@ -270,6 +300,14 @@ fedl_status fedl_coordinator_start(fedl_coordinator *co, uint64_t now_ms, fedl_e
  * error return is for the host's own mistakes (a NULL update). */
 fedl_status fedl_coordinator_update(fedl_coordinator *co, const fedl_update *u, uint64_t now_ms,
                                     fedl_error *err);
+/* A partial sum of updates from an aggregator process. Taken whole or
+ * refused whole (a REJECT naming the aggregator): its round must be the
+ * open one and its model version the task's, and every client in it
+ * registered, selected and not yet delivered (an update that reached two
+ * aggregators is refused the second time). Accepted, it counts as `count`
+ * updates towards the quorum. Linear strategies only. */
+fedl_status fedl_coordinator_partial(fedl_coordinator *co, const fedl_partial *p, uint64_t now_ms,
+                                     fedl_error *err);
 /* The timer asked for fired. */
 fedl_status fedl_coordinator_timer(fedl_coordinator *co, uint64_t now_ms, fedl_error *err);
 size_t fedl_coordinator_actions(const fedl_coordinator *co, const fedl_fl_action **actions);
@@ -397,6 +435,18 @@ fedl_status fedl_update_message_encode(const fedl_update *u, uint8_t *out, size_
  * floats); client_id and round are left to the caller. */
 fedl_status fedl_update_message_decode(const uint8_t *body, size_t length, float *values,
                                        size_t capacity, fedl_update *u, fedl_error *err);
+/* An aggregator's partial sum (fedl_partial above). */
+size_t fedl_partial_message_size(const fedl_partial *p);
+fedl_status fedl_partial_message_encode(const fedl_partial *p, uint8_t *out, size_t capacity,
+                                        size_t *length, fedl_error *err);
+/* Into *p: the ids into clients (room for client_capacity), the sums into
+ * sum (room for `capacity` doubles, the model's size); a sum that is not
+ * finite, an id twice or of bad characters is FEDL_ERR_FORMAT naming the
+ * byte. aggregator_id and round are left to the caller. */
+fedl_status fedl_partial_message_decode(const uint8_t *body, size_t length,
+                                        char (*clients)[FEDL_CLIENT_ID_MAX], int client_capacity,
+                                        double *sum, size_t capacity, fedl_partial *p,
+                                        fedl_error *err);
 
 typedef enum fedl_client_state {
     FEDL_CLIENT_ONLINE = 1,  /* connected, ready for tasks */

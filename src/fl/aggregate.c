@@ -270,7 +270,7 @@ void fedl_aggregator_begin(fedl_aggregator *g)
 
 /* Everything about an update but its values: the round, the size, the
  * weight, and room in the pool. */
-static fedl_status check_update_frame(const fedl_aggregator *g, const char *id, const float *delta,
+static fedl_status check_update_frame(const fedl_aggregator *g, const char *id, const void *delta,
                                       size_t params, double samples, fedl_error *err)
 {
     if (!g->open)
@@ -395,6 +395,59 @@ fedl_status fedl_aggregator_add(fedl_aggregator *g, const char *client_id, const
     else
         fold_weighted(g->sum, delta, samples * scale, params);
     g->count++;
+    g->samples += samples;
+    return FEDL_OK;
+}
+
+int fedl_strategy_is_linear(fedl_strategy_kind kind)
+{
+    return kind == FEDL_STRATEGY_FEDAVG || kind == FEDL_STRATEGY_FEDPROX ||
+           kind == FEDL_STRATEGY_FEDAVGM || kind == FEDL_STRATEGY_FEDADAGRAD ||
+           kind == FEDL_STRATEGY_FEDADAM || kind == FEDL_STRATEGY_FEDYOGI;
+}
+
+const double *fedl_aggregator_sum(const fedl_aggregator *g)
+{
+    return g != NULL && !g->robust ? g->sum : NULL;
+}
+
+/* The first index of sum that is not finite, or n. */
+static size_t first_non_finite_double(const double *sum, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(sum[i]))
+            return i;
+    return n;
+}
+
+fedl_status fedl_aggregator_add_partial(fedl_aggregator *g, const char *from, const double *sum,
+                                        size_t params, double samples, int count, fedl_error *err)
+{
+    const char *id = client_name(from);
+    fedl_status st;
+    size_t bad;
+    if (g == NULL || sum == NULL)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "partial of '%.128s': no aggregator or sum", id);
+    if (g->robust)
+        return fedl_error_set(err, FEDL_ERR_STATE,
+                              "partial of '%.128s': strategy %s must see every update; partial "
+                              "sums serve linear strategies only",
+                              id, fedl_strategy_name(g->config.kind));
+    st = check_update_frame(g, id, sum, params, samples, err);
+    if (st != FEDL_OK)
+        return st;
+    if (count < 1)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "partial of '%.128s': %d updates", id,
+                              count);
+    bad = first_non_finite_double(sum, params);
+    if (bad < params)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "partial of '%.128s': sum[%zu] is not finite; partial refused", id,
+                              bad);
+    for (size_t i = 0; i < params; i++)
+        g->sum[i] += sum[i];
+    g->count += count;
     g->samples += samples;
     return FEDL_OK;
 }

@@ -33,13 +33,6 @@ fedl_coordinator_config fedl_coordinator_defaults(void)
     return c;
 }
 
-static int is_linear(fedl_strategy_kind k)
-{
-    return k == FEDL_STRATEGY_FEDAVG || k == FEDL_STRATEGY_FEDPROX || k == FEDL_STRATEGY_FEDAVGM ||
-           k == FEDL_STRATEGY_FEDADAGRAD || k == FEDL_STRATEGY_FEDADAM ||
-           k == FEDL_STRATEGY_FEDYOGI;
-}
-
 static fedl_status check_config(const fedl_coordinator_config *c, fedl_error *err)
 {
     if (c->rounds < 1 || !(c->fraction > 0.0 && c->fraction <= 1.0) || c->min_clients < 1 ||
@@ -53,7 +46,7 @@ static fedl_status check_config(const fedl_coordinator_config *c, fedl_error *er
                               c->rounds, c->fraction, c->min_clients, c->max_clients, c->quorum,
                               c->min_completion, (unsigned long long)c->round_timeout_ms,
                               c->max_retries);
-    if (c->late == FEDL_LATE_FOLD && !is_linear(c->strategy.kind))
+    if (c->late == FEDL_LATE_FOLD && !fedl_strategy_is_linear(c->strategy.kind))
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                               "coordinator: late updates can be folded in only with a linear "
                               "strategy, not %s",
@@ -524,6 +517,80 @@ fedl_status fedl_coordinator_update(fedl_coordinator *co, const fedl_update *u, 
     co->received++;
     co->loss_sum += u->train_loss * (double)u->samples;
     co->metrics.bytes_in += u->params * sizeof(float);
+    if (co->received >= quorum_count(co))
+        return close_round(co, now_ms, 0, err);
+    return FEDL_OK;
+}
+
+/* A partial refused whole: REJECT naming the aggregator. */
+static fedl_status reject_partial(fedl_coordinator *co, const fedl_partial *p, fedl_error *err,
+                                  const char *why)
+{
+    fedl_fl_action a = {FEDL_FL_REJECT, p->aggregator_id, NULL, 0, NULL, NULL};
+    co->metrics.rejected++;
+    return push(co, a, err, "partial sum of %d updates: %s", p->count, why);
+}
+
+/* Why the clients of a partial cannot all count now (NULL: they can). */
+static const char *partial_clients_problem(fedl_coordinator *co, const fedl_partial *p, char *why,
+                                           size_t size)
+{
+    for (int i = 0; i < p->count; i++) {
+        const char *id = p->clients[i];
+        client_entry *c = memchr(id, '\0', FEDL_CLIENT_ID_MAX) != NULL ? find_client(co, id) : NULL;
+        if (c == NULL)
+            snprintf(why, size, "client %.64s is not registered", id);
+        else if (!c->selected)
+            snprintf(why, size, "client %.64s was not selected for round %llu", id,
+                     (unsigned long long)p->round);
+        else if (c->delivered)
+            snprintf(why, size, "client %.64s already delivered round %llu", id,
+                     (unsigned long long)p->round);
+        else
+            continue;
+        return why;
+    }
+    for (int i = 0; i < p->count; i++)
+        for (int k = 0; k < i; k++)
+            if (strcmp(p->clients[k], p->clients[i]) == 0)
+                return snprintf(why, size, "client %.64s counted twice", p->clients[i]), why;
+    return NULL;
+}
+
+fedl_status fedl_coordinator_partial(fedl_coordinator *co, const fedl_partial *p, uint64_t now_ms,
+                                     fedl_error *err)
+{
+    char why[REASON_MAX];
+    fedl_error inner;
+    clear_actions(co);
+    if (p == NULL || p->clients == NULL || p->count < 1 ||
+        memchr(p->aggregator_id, '\0', sizeof p->aggregator_id) == NULL)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "coordinator: no partial");
+    if (co->phase != PHASE_OPEN || p->round != co->version + 1) {
+        snprintf(why, sizeof why, "round %llu is not open (the coordinator is at round %llu)",
+                 (unsigned long long)p->round, (unsigned long long)co->version + 1);
+        return reject_partial(co, p, err, why);
+    }
+    if (p->model_version != co->version) {
+        snprintf(why, sizeof why, "trained from model version %llu, the task was version %llu",
+                 (unsigned long long)p->model_version, (unsigned long long)co->version);
+        return reject_partial(co, p, err, why);
+    }
+    if (partial_clients_problem(co, p, why, sizeof why) != NULL)
+        return reject_partial(co, p, err, why);
+    if (fedl_aggregator_add_partial(co->aggregator, p->aggregator_id, p->sum, p->params, p->samples,
+                                    p->count, &inner) != FEDL_OK) {
+        snprintf(why, sizeof why, "%.240s", inner.message);
+        return reject_partial(co, p, err, why);
+    }
+    for (int i = 0; i < p->count; i++) {
+        client_entry *c = find_client(co, p->clients[i]);
+        c->delivered = 1;
+        c->last_seen_ms = now_ms;
+    }
+    co->received += p->count;
+    co->loss_sum += p->loss_sum;
+    co->metrics.bytes_in += p->params * sizeof(double);
     if (co->received >= quorum_count(co))
         return close_round(co, now_ms, 0, err);
     return FEDL_OK;

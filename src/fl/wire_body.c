@@ -1,6 +1,7 @@
 /*
  * wire_body.c - the bodies of federated messages: a round's task, a
- * client's update, a client's status, the coordinator's control word.
+ * client's update, a client's status, the coordinator's control word, an
+ * aggregator's partial sum.
  * Little-endian, fixed layouts (docs/PROTOCOL.md); decoders check every
  * length, count and range and name the byte offset of what is wrong.
  */
@@ -14,6 +15,7 @@
 #define TASK_FIXED 84
 #define UPDATE_FIXED 72
 #define CONTROL_FIXED 16
+#define PARTIAL_FIXED 40
 #define SPEC_MAX 65536
 
 static fedl_status bad(fedl_error *err, const char *what, size_t at, const char *why)
@@ -335,5 +337,120 @@ fedl_status fedl_control_message_decode(const uint8_t *b, size_t length,
     *version = fedl_get_u64(b + 8);
     memcpy(text, b + CONTROL_FIXED, n);
     text[n] = '\0';
+    return FEDL_OK;
+}
+
+/* -------------------------------------------------------------- partial */
+
+static size_t partial_ids_bytes(const fedl_partial *p)
+{
+    size_t n = 0;
+    for (int i = 0; i < p->count; i++)
+        n += 1 + strlen(p->clients[i]);
+    return n;
+}
+
+size_t fedl_partial_message_size(const fedl_partial *p)
+{
+    return PARTIAL_FIXED + partial_ids_bytes(p) + 8 * p->params;
+}
+
+fedl_status fedl_partial_message_encode(const fedl_partial *p, uint8_t *out, size_t capacity,
+                                        size_t *length, fedl_error *err)
+{
+    size_t size, at = PARTIAL_FIXED;
+    if (p->count < 1 || p->clients == NULL || p->params == 0 || p->sum == NULL)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
+                              "partial message: clients and a sum are needed");
+    for (int i = 0; i < p->count; i++)
+        if (!fedl_name_ok(p->clients[i], strnlen(p->clients[i], FEDL_CLIENT_ID_MAX),
+                          FEDL_CLIENT_ID_MAX))
+            return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "partial message: client id %d", i);
+    size = fedl_partial_message_size(p);
+    if (capacity < size)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "partial message: %zu bytes for %zu",
+                              capacity, size);
+    fedl_put_u64(out, p->model_version);
+    fedl_put_f64(out + 8, p->samples);
+    fedl_put_f64(out + 16, p->loss_sum);
+    fedl_put_u32(out + 24, (uint32_t)p->count);
+    fedl_put_u32(out + 28, 0);
+    fedl_put_u64(out + 32, p->params);
+    for (int i = 0; i < p->count; i++) {
+        size_t n = strlen(p->clients[i]);
+        out[at] = (uint8_t)n;
+        memcpy(out + at + 1, p->clients[i], n);
+        at += 1 + n;
+    }
+    for (size_t i = 0; i < p->params; i++)
+        fedl_put_f64(out + at + 8 * i, p->sum[i]);
+    *length = size;
+    return FEDL_OK;
+}
+
+/* The count client ids at b + *at into clients, checked (names, no id
+ * twice); *at moves past them. */
+static fedl_status get_partial_clients(const uint8_t *b, size_t length, size_t *at, int count,
+                                       char (*clients)[FEDL_CLIENT_ID_MAX], fedl_error *err)
+{
+    for (int i = 0; i < count; i++) {
+        size_t n = *at < length ? b[*at] : 0;
+        if (*at >= length)
+            return bad(err, "partial", *at, "the client ids run past the end");
+        if (!fedl_name_ok((const char *)b + *at + 1, n <= length - *at - 1 ? n : 0,
+                          FEDL_CLIENT_ID_MAX))
+            return bad(err, "partial", *at, "a client id of bad length or character");
+        memcpy(clients[i], b + *at + 1, n);
+        clients[i][n] = '\0';
+        for (int k = 0; k < i; k++)
+            if (strcmp(clients[k], clients[i]) == 0)
+                return bad(err, "partial", *at, "a client counted twice");
+        *at += 1 + n;
+    }
+    return FEDL_OK;
+}
+
+fedl_status fedl_partial_message_decode(const uint8_t *b, size_t length,
+                                        char (*clients)[FEDL_CLIENT_ID_MAX], int client_capacity,
+                                        double *sum, size_t capacity, fedl_partial *p,
+                                        fedl_error *err)
+{
+    uint64_t params;
+    uint32_t count;
+    size_t at = PARTIAL_FIXED;
+    fedl_status st;
+    memset(p, 0, sizeof *p);
+    if (length < PARTIAL_FIXED)
+        return fedl_error_set(err, FEDL_ERR_FORMAT, "partial message: %zu bytes, under %d", length,
+                              PARTIAL_FIXED);
+    p->samples = fedl_get_f64(b + 8);
+    if (!(p->samples > 0.0 && p->samples <= 18446744073709551616.0))
+        return bad(err, "partial", 8, "summed samples out of range");
+    p->loss_sum = fedl_get_f64(b + 16);
+    if (!isfinite(p->loss_sum))
+        return bad(err, "partial", 16, "the summed training loss is not finite");
+    count = fedl_get_u32(b + 24);
+    if (count < 1 || count > (uint32_t)client_capacity || fedl_get_u32(b + 28) != 0)
+        return bad(err, "partial", 24, "client count out of range");
+    params = fedl_get_u64(b + 32);
+    if (params < 1 || params > capacity)
+        return bad(err, "partial", 32, "parameter count out of range for the model");
+    st = get_partial_clients(b, length, &at, (int)count, clients, err);
+    if (st != FEDL_OK)
+        return st;
+    if ((length - at) % 8 != 0 || (length - at) / 8 != params)
+        return fedl_error_set(err, FEDL_ERR_FORMAT,
+                              "partial message: byte %zu: %zu bytes of sums for %llu parameters",
+                              at, length - at, (unsigned long long)params);
+    for (size_t i = 0; i < params; i++) {
+        sum[i] = fedl_get_f64(b + at + 8 * i);
+        if (!isfinite(sum[i]))
+            return bad(err, "partial", at + 8 * i, "a sum that is not finite");
+    }
+    p->model_version = fedl_get_u64(b);
+    p->count = (int)count;
+    p->clients = (const char(*)[FEDL_CLIENT_ID_MAX])clients;
+    p->sum = sum;
+    p->params = (size_t)params;
     return FEDL_OK;
 }

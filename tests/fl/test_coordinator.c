@@ -3,8 +3,9 @@
  * hand: deterministic selection that skips constrained clients, rounds
  * closed at quorum or at the deadline, retries that end in a clear failure
  * instead of a hang, late, duplicate, unselected and poisoned updates
- * refused with a reason, late updates folded with staleness weighting, and
- * the client's checks of a task.
+ * refused with a reason, late updates folded with staleness weighting, the
+ * client's checks of a task, and aggregators' partial sums (the direct
+ * round's result; refused whole when anything in them is wrong).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -570,6 +571,179 @@ static void test_client_checks_tasks_and_makes_deltas(void **state)
     fedl_coordinator_destroy(co);
 }
 
+/* ------------------------------------------------- partial sums (scale-out) */
+
+/* Client i's delta: a fixed pattern of values around i. */
+static void pattern_delta(int i, float *delta)
+{
+    for (int k = 0; k < PARAMS; k++)
+        delta[k] = 0.37f * (float)(i + 1) - 0.11f * (float)k + 0.013f * (float)(i * k);
+}
+
+/* The partial of clients [from, to) as an aggregator process folds it,
+ * passed through the wire body and back, into the coordinator. */
+static void deliver_partial(fedl_coordinator *co, const char *aggregator, int from, int to)
+{
+    fedl_strategy_config sc = fedl_strategy_defaults(FEDL_STRATEGY_FEDAVG);
+    fedl_aggregator *g = NULL;
+    fedl_error err = {0};
+    char ids[8][FEDL_CLIENT_ID_MAX], back_ids[8][FEDL_CLIENT_ID_MAX];
+    double back_sum[PARAMS], loss = 0.0;
+    uint8_t body[512];
+    size_t length;
+    uint64_t version;
+    fedl_partial p, q;
+    fedl_coordinator_weights(co, &version);
+    assert_int_equal(fedl_aggregator_create(&sc, PARAMS, NULL, &g, &err), FEDL_OK);
+    for (int i = from; i < to; i++) {
+        float delta[PARAMS];
+        pattern_delta(i, delta);
+        snprintf(ids[i - from], FEDL_CLIENT_ID_MAX, "dev-%02d", i);
+        assert_int_equal(
+            fedl_aggregator_add(g, ids[i - from], delta, PARAMS, (double)(100 + 10 * i), &err),
+            FEDL_OK);
+        loss += 0.5 * (double)(100 + 10 * i);
+    }
+    memset(&p, 0, sizeof p);
+    p.model_version = version;
+    p.count = to - from;
+    p.clients = (const char(*)[FEDL_CLIENT_ID_MAX])ids;
+    p.sum = fedl_aggregator_sum(g);
+    p.params = PARAMS;
+    p.samples = fedl_aggregator_samples(g);
+    p.loss_sum = loss;
+    assert_int_equal(fedl_partial_message_size(&p), 40 + 7 * (size_t)(to - from) + 8 * PARAMS);
+    assert_int_equal(fedl_partial_message_encode(&p, body, sizeof body, &length, &err), FEDL_OK);
+    assert_int_equal(
+        fedl_partial_message_decode(body, length, back_ids, 8, back_sum, PARAMS, &q, &err),
+        FEDL_OK);
+    snprintf(q.aggregator_id, sizeof q.aggregator_id, "%s", aggregator);
+    q.round = version + 1;
+    assert_int_equal(q.count, to - from);
+    assert_memory_equal(back_sum, p.sum, sizeof back_sum);
+    assert_int_equal(fedl_coordinator_partial(co, &q, 50, &err), FEDL_OK);
+    fedl_aggregator_destroy(g);
+}
+
+static void test_partial_sums_give_the_direct_round(void **state)
+{
+    fedl_coordinator_config c = fedl_coordinator_defaults();
+    fedl_coordinator *direct, *split;
+    fedl_error err = {0};
+    const float *a, *b;
+    const fedl_fl_action *done;
+    (void)state;
+    c.rounds = 2;
+    direct = make(&c, 5, 0);
+    split = make(&c, 5, 0);
+    assert_int_equal(fedl_coordinator_start(direct, 0, &err), FEDL_OK);
+    assert_int_equal(fedl_coordinator_start(split, 0, &err), FEDL_OK);
+    for (int i = 0; i < 5; i++) {
+        float delta[PARAMS];
+        fedl_update u;
+        pattern_delta(i, delta);
+        memset(&u, 0, sizeof u);
+        snprintf(u.client_id, sizeof u.client_id, "dev-%02d", i);
+        u.round = 1;
+        u.values = delta;
+        u.params = PARAMS;
+        u.samples = (uint64_t)(100 + 10 * i);
+        u.train_loss = 0.5;
+        assert_int_equal(fedl_coordinator_update(direct, &u, 50, &err), FEDL_OK);
+    }
+    deliver_partial(split, "agg-a", 0, 3);
+    assert_int_equal(fedl_coordinator_round_open(split), 1); /* 3 of 5 */
+    deliver_partial(split, "agg-b", 3, 5);
+    done = find_kind(split, FEDL_FL_ROUND_DONE);
+    assert_non_null(done);
+    assert_int_equal(done->metrics->completed, 5);
+    assert_int_equal(done->metrics->samples, 100 + 110 + 120 + 130 + 140);
+    assert_float_equal(done->metrics->train_loss, 0.5, 1e-12);
+    a = fedl_coordinator_weights(direct, NULL);
+    b = fedl_coordinator_weights(split, NULL);
+    for (int k = 0; k < PARAMS; k++) /* the same sums, added in another order */
+        assert_float_equal(a[k], b[k], 1e-6f * fabsf(a[k]) + 1e-7f);
+    fedl_coordinator_destroy(direct);
+    fedl_coordinator_destroy(split);
+}
+
+/* A hand-made partial over ids (sum: first_sum, then zeros) into co. */
+static fedl_status offer(fedl_coordinator *co, const char *aggregator, uint64_t round,
+                         uint64_t version, const char (*ids)[FEDL_CLIENT_ID_MAX], int count,
+                         double first_sum)
+{
+    double sum[PARAMS] = {first_sum, 0.0, 0.0, 0.0};
+    fedl_partial p;
+    fedl_error err = {0};
+    memset(&p, 0, sizeof p);
+    snprintf(p.aggregator_id, sizeof p.aggregator_id, "%s", aggregator);
+    p.round = round;
+    p.model_version = version;
+    p.count = count;
+    p.clients = ids;
+    p.sum = sum;
+    p.params = PARAMS;
+    p.samples = 10.0 * count;
+    return fedl_coordinator_partial(co, &p, 5, &err);
+}
+
+static void test_bad_partials_are_refused_whole_naming_the_aggregator(void **state)
+{
+    fedl_coordinator_config c = fedl_coordinator_defaults();
+    fedl_coordinator *co;
+    fedl_error err = {0};
+    const char one[1][FEDL_CLIENT_ID_MAX] = {"dev-01"};
+    const char two[2][FEDL_CLIENT_ID_MAX] = {"dev-02", "dev-01"};
+    const char stranger[2][FEDL_CLIENT_ID_MAX] = {"dev-03", "dev-77"};
+    const char twice[2][FEDL_CLIENT_ID_MAX] = {"dev-03", "dev-03"};
+    const fedl_fl_action *r;
+    (void)state;
+    c.rounds = 1;
+    co = make(&c, 5, 0);
+    assert_int_equal(offer(co, "agg-a", 1, 0, one, 1, 1.0), FEDL_OK);
+    assert_string_equal(rejection(co),
+                        "partial sum of 1 updates: round 1 is not open (the coordinator is at "
+                        "round 1)");
+    assert_int_equal(fedl_coordinator_start(co, 0, &err), FEDL_OK);
+    assert_int_equal(offer(co, "agg-a", 2, 0, one, 1, 1.0), FEDL_OK);
+    assert_non_null(strstr(rejection(co), "round 2 is not open"));
+    assert_int_equal(offer(co, "agg-a", 1, 3, one, 1, 1.0), FEDL_OK);
+    assert_non_null(strstr(rejection(co), "model version 3"));
+    assert_int_equal(offer(co, "agg-a", 1, 0, one, 1, NAN), FEDL_OK);
+    assert_non_null(strstr(rejection(co), "sum[0] is not finite"));
+    assert_int_equal(offer(co, "agg-a", 1, 0, stranger, 2, 1.0), FEDL_OK);
+    assert_string_equal(rejection(co), "partial sum of 2 updates: client dev-77 is not registered");
+    assert_int_equal(offer(co, "agg-a", 1, 0, twice, 2, 1.0), FEDL_OK);
+    assert_non_null(strstr(rejection(co), "dev-03 counted twice"));
+    /* accepted, then the same update again through another aggregator */
+    assert_int_equal(offer(co, "agg-a", 1, 0, one, 1, 1.0), FEDL_OK);
+    assert_null(find_kind(co, FEDL_FL_REJECT));
+    assert_int_equal(offer(co, "agg-b", 1, 0, two, 2, 1.0), FEDL_OK);
+    r = find_kind(co, FEDL_FL_REJECT);
+    assert_non_null(r);
+    assert_string_equal(r->client_id, "agg-b");
+    assert_non_null(strstr(r->reason, "dev-01 already delivered round 1"));
+    assert_int_equal(fedl_coordinator_round_open(co), 1); /* dev-02 did not count either */
+    fedl_coordinator_destroy(co);
+}
+
+static void test_robust_strategies_take_no_partials(void **state)
+{
+    fedl_coordinator_config c = fedl_coordinator_defaults();
+    fedl_coordinator *co;
+    fedl_error err = {0};
+    const char one[1][FEDL_CLIENT_ID_MAX] = {"dev-01"};
+    (void)state;
+    c.strategy = fedl_strategy_defaults(FEDL_STRATEGY_MEDIAN);
+    co = make(&c, 3, 0);
+    assert_int_equal(fedl_coordinator_start(co, 0, &err), FEDL_OK);
+    assert_int_equal(offer(co, "agg-a", 1, 0, one, 1, 1.0), FEDL_OK);
+    assert_non_null(strstr(rejection(co), "partial sums serve linear strategies only"));
+    assert_int_equal(fedl_strategy_is_linear(FEDL_STRATEGY_FEDYOGI), 1);
+    assert_int_equal(fedl_strategy_is_linear(FEDL_STRATEGY_KRUM), 0);
+    fedl_coordinator_destroy(co);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -584,6 +758,9 @@ int main(void)
         cmocka_unit_test(test_config_is_checked),
         cmocka_unit_test(test_save_and_restore_between_rounds),
         cmocka_unit_test(test_client_checks_tasks_and_makes_deltas),
+        cmocka_unit_test(test_partial_sums_give_the_direct_round),
+        cmocka_unit_test(test_bad_partials_are_refused_whole_naming_the_aggregator),
+        cmocka_unit_test(test_robust_strategies_take_no_partials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

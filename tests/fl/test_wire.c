@@ -8,6 +8,7 @@
  * the reassembler's budget. The bodies of tasks, updates, statuses and
  * control words round-trip, and bad ones are refused naming the byte.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "core/le.h"
 #include "fedl/fl.h"
 
 #define CHUNK 1000 /* bytes of a chunk, header included: 752 of payload */
@@ -421,6 +423,65 @@ static void test_update_status_and_control_bodies(void **state)
 
 /* ------------------------------------------------------------------ keys */
 
+static void test_a_partial_body_round_trips_and_damage_names_the_byte(void **state)
+{
+    const char ids[2][FEDL_CLIENT_ID_MAX] = {"dev-1", "dev-22"};
+    const double sum[3] = {1.5, -2.25, 1e300};
+    char back_ids[4][FEDL_CLIENT_ID_MAX];
+    double back_sum[3];
+    uint8_t body[128], bad[128];
+    size_t length;
+    fedl_partial p, q;
+    fedl_error err = {0};
+    (void)state;
+    memset(&p, 0, sizeof p);
+    p.model_version = 7;
+    p.count = 2;
+    p.clients = ids;
+    p.sum = sum;
+    p.params = 3;
+    p.samples = 300.0;
+    p.loss_sum = 123.5;
+    assert_int_equal(fedl_partial_message_encode(&p, body, sizeof body, &length, &err), FEDL_OK);
+    assert_int_equal(length, 40 + 6 + 7 + 24);
+    assert_int_equal(fedl_partial_message_size(&p), length);
+    assert_int_equal(fedl_partial_message_decode(body, length, back_ids, 4, back_sum, 3, &q, &err),
+                     FEDL_OK);
+    assert_int_equal(q.model_version, 7);
+    assert_int_equal(q.count, 2);
+    assert_string_equal(q.clients[1], "dev-22");
+    assert_memory_equal(back_sum, sum, sizeof sum);
+    assert_true(q.samples == 300.0 && q.loss_sum == 123.5);
+    /* damage, each named by its byte */
+    memcpy(bad, body, length);
+    fedl_put_f64(bad + length - 8, NAN);
+    assert_int_equal(fedl_partial_message_decode(bad, length, back_ids, 4, back_sum, 3, &q, &err),
+                     FEDL_ERR_FORMAT);
+    assert_string_equal(err.message, "partial message: byte 69: a sum that is not finite");
+    memcpy(bad, body, length);
+    bad[46] = 5; /* the second id becomes the first's */
+    memcpy(bad + 47, "dev-1", 5);
+    assert_int_equal(
+        fedl_partial_message_decode(bad, length - 1, back_ids, 4, back_sum, 3, &q, &err),
+        FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "byte 46: a client counted twice"));
+    assert_int_equal(fedl_partial_message_decode(body, length, back_ids, 1, back_sum, 3, &q, &err),
+                     FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "byte 24: client count out of range"));
+    assert_int_equal(fedl_partial_message_decode(body, length, back_ids, 4, back_sum, 2, &q, &err),
+                     FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "byte 32: parameter count"));
+    assert_int_equal(
+        fedl_partial_message_decode(body, length - 3, back_ids, 4, back_sum, 3, &q, &err),
+        FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "byte 53: 21 bytes of sums for 3 parameters"));
+    memcpy(bad, body, length);
+    bad[8 + 7] = 0xff; /* samples: a NaN */
+    assert_int_equal(fedl_partial_message_decode(bad, length, back_ids, 4, back_sum, 3, &q, &err),
+                     FEDL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "byte 8: summed samples"));
+}
+
 static void test_key_files_round_trip_and_bad_lines_name_line_and_column(void **state)
 {
     fedl_sign_keypair kp, back;
@@ -492,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_a_one_chunk_message_and_an_empty_body),
         cmocka_unit_test(test_a_task_body_round_trips),
         cmocka_unit_test(test_update_status_and_control_bodies),
+        cmocka_unit_test(test_a_partial_body_round_trips_and_damage_names_the_byte),
         cmocka_unit_test(test_key_files_round_trip_and_bad_lines_name_line_and_column),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
