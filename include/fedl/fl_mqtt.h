@@ -87,6 +87,8 @@ typedef struct fedl_channel_options {
     size_t max_body;           /* FEDL_WIRE_BODY_MAX_DEFAULT */
     size_t reassembly_bytes;   /* bodies in progress at once, 256 MiB */
     int max_transfers;         /* messages in progress at once, 64 */
+    fedl_msg_type whole_type;  /* 0, or a type that must come in one chunk: it arrives through
+                                  a shared subscription, whose members each get some chunks */
 } fedl_channel_options;
 
 fedl_channel_options fedl_channel_defaults(void);
@@ -121,6 +123,14 @@ fedl_status fedl_channel_open(const fedl_channel_options *o, const fedl_channel_
 void fedl_channel_close(fedl_channel *ch);
 /* Subscribe to fedl/<job>/<suffix> (e.g. "task/+", "update/+"). */
 fedl_status fedl_channel_subscribe(fedl_channel *ch, const char *suffix, fedl_error *err);
+/* Subscribe to fedl/<job>/<suffix> as one member of the shared
+ * subscription `group` ($share/<group>/fedl/<job>/<suffix>, MQTT 5; mosquitto
+ * takes it over 3.1.1 too): the broker hands each message to one member of
+ * the group. It balances messages, not senders, so the chunks of one
+ * message scatter over the members: see whole_type. Retained messages are
+ * not sent to shared subscriptions. */
+fedl_status fedl_channel_subscribe_shared(fedl_channel *ch, const char *group, const char *suffix,
+                                          fedl_error *err);
 /* Send a message to fedl/<job>/<suffix>; with retain, chunk i goes to
  * <suffix>/<i> retained, and the retained chunks of a longer earlier
  * message there are cleared, so that a late subscriber gets exactly the

@@ -35,6 +35,7 @@ struct fedl_channel {
     uint8_t secret_key[FEDL_WIRE_SECRET_KEY_BYTES];
     int has_key;
     size_t chunk_bytes, max_body;
+    fedl_msg_type whole_type; /* 0 or a type that must come in one chunk */
     fedl_channel_callbacks cb;
     fedl_mqtt *mqtt;
     fedl_reassembler *reassembler;
@@ -163,6 +164,15 @@ static void on_chunk(void *user, const char *topic, const uint8_t *payload, size
         drop(ch, topic, f.sender, reason);
         return;
     }
+    if (f.type == ch->whole_type && f.count > 1) {
+        snprintf(reason, sizeof reason,
+                 "%s in %u chunks: a shared subscription scatters the chunks of one message "
+                 "over its members, so it must come in one (a chunk size of at least %llu bytes)",
+                 fedl_msg_type_name(f.type), (unsigned)f.count,
+                 (unsigned long long)(f.body_length + FEDL_WIRE_HEADER_BYTES));
+        drop(ch, topic, f.sender, reason);
+        return;
+    }
     known = ch->cb.key != NULL ? ch->cb.key(ch->cb.user, f.sender, f.type, key) : 0;
     if (known < 0) {
         drop(ch, topic, f.sender, "an unknown sender (no key registered)");
@@ -225,6 +235,7 @@ fedl_status fedl_channel_open(const fedl_channel_options *o, const fedl_channel_
     }
     ch->chunk_bytes = o->chunk_bytes;
     ch->max_body = o->max_body;
+    ch->whole_type = o->whole_type;
     ch->cb = *cb;
     ch->chunk = fedl_mem_alloc(alloc, o->chunk_bytes);
     st = ch->chunk == NULL ? fedl_error_set(err, FEDL_ERR_NOMEM, "channel: cannot allocate")
@@ -262,6 +273,17 @@ fedl_status fedl_channel_subscribe(fedl_channel *ch, const char *suffix, fedl_er
 {
     char topic[256];
     snprintf(topic, sizeof topic, "%s%s", ch->prefix, suffix);
+    return fedl_mqtt_subscribe(ch->mqtt, topic, err);
+}
+
+fedl_status fedl_channel_subscribe_shared(fedl_channel *ch, const char *group, const char *suffix,
+                                          fedl_error *err)
+{
+    char topic[256];
+    if (group == NULL || strlen(group) == 0 || strpbrk(group, "/+#") != NULL)
+        return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "channel: shared subscription group '%s'",
+                              group != NULL ? group : "");
+    snprintf(topic, sizeof topic, "$share/%s/%s%s", group, ch->prefix, suffix);
     return fedl_mqtt_subscribe(ch->mqtt, topic, err);
 }
 

@@ -8,7 +8,9 @@
  * reason. Over a channel, a signed task of several chunks reaches a device
  * that connects after it was published (retained); a forged task, an
  * update on another client's topic and a replayed update are dropped with
- * the reason. Skipped, saying why, when mosquitto is not installed.
+ * the reason. Aggregators sharing a subscription (MQTT 5) get each update
+ * once between them, and refuse one cut into chunks, saying why. Skipped, saying why, when
+ * mosquitto is not installed.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -440,6 +442,100 @@ static void test_the_channel_checks_what_it_delivers(void **state)
     fedl_channel_close(coordinator);
 }
 
+/* One member of a shared subscription: what it got. */
+typedef struct member {
+    int messages;
+    char drops[300];
+} member;
+
+static int member_key(void *user, const char *sender, fedl_msg_type type, uint8_t *key)
+{
+    (void)user;
+    return key_of(&world, sender, type, key);
+}
+
+static void member_got(void *user, const fedl_wire_frame *h, const uint8_t *body, size_t length,
+                       int retained)
+{
+    member *m = user;
+    (void)h, (void)body, (void)length, (void)retained;
+    m->messages++;
+}
+
+static void member_dropped(void *user, const char *topic, const char *sender, const char *reason)
+{
+    member *m = user;
+    (void)topic, (void)sender;
+    snprintf(m->drops, sizeof m->drops, "%s", reason);
+}
+
+static fedl_channel *open_member(test_broker *b, const char *self, member *m, char *url,
+                                 size_t size)
+{
+    fedl_channel_options o = fedl_channel_defaults();
+    fedl_channel_callbacks cb = {member_key, member_got, member_dropped, NULL, m};
+    fedl_channel *ch = NULL;
+    fedl_error err = {0};
+    o.mqtt = options(b, self, url, size);
+    o.mqtt.protocol_v5 = 1;
+    o.job = "j2";
+    o.self = self;
+    o.chunk_bytes = 400;
+    o.whole_type = FEDL_MSG_UPDATE;
+    assert_int_equal(fedl_channel_open(&o, &cb, &ch, &err), FEDL_OK);
+    assert_int_equal(fedl_channel_subscribe_shared(ch, "aggregators", "update/+", &err), FEDL_OK);
+    assert_int_equal(fedl_channel_subscribe_shared(ch, "a/b", "update/+", &err),
+                     FEDL_ERR_INVALID_ARG);
+    return ch;
+}
+
+static void test_a_shared_subscription_hands_each_update_to_one_member(void **state)
+{
+    test_broker *b = *state;
+    char url[3][64];
+    member a = {0}, c = {0};
+    fedl_channel *agg_a, *agg_c, *device;
+    fedl_channel_options o = fedl_channel_defaults();
+    fedl_channel_callbacks cb = {key_of, got, dropped, NULL, &world};
+    fedl_error err = {0};
+    uint8_t big[1000] = {0};
+    NEED_BROKER(b);
+    memset(&world, 0, sizeof world);
+    assert_int_equal(fedl_sign_keypair_generate(&world.device, &err), FEDL_OK);
+    agg_a = open_member(b, "agg-a", &a, url[0], sizeof url[0]);
+    agg_c = open_member(b, "agg-c", &c, url[1], sizeof url[1]);
+    o.mqtt = options(b, "dev-1", url[2], sizeof url[2]);
+    o.job = "j2";
+    o.self = "dev-1";
+    o.secret_key = world.device.secret_key;
+    o.chunk_bytes = 400;
+    assert_int_equal(fedl_channel_open(&o, &cb, &device, &err), FEDL_OK);
+    pump(agg_a, agg_c, 20);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(fedl_channel_send(device, "update/dev-1", FEDL_MSG_UPDATE, 1,
+                                           (const uint8_t *)"one chunk", 9, 0, &err),
+                         FEDL_OK);
+        pump(device, NULL, 2);
+    }
+    for (int i = 0; i < 100 && a.messages + c.messages < 6; i++)
+        pump(agg_a, agg_c, 1);
+    pump(agg_a, agg_c, 10);
+    assert_int_equal(a.messages + c.messages, 6); /* each update to one member */
+    assert_true(a.messages >= 1 && c.messages >= 1);
+    /* an update of 7 chunks: each member holds a part; both refuse it, saying why */
+    assert_int_equal(
+        fedl_channel_send(device, "update/dev-1", FEDL_MSG_UPDATE, 1, big, sizeof big, 0, &err),
+        FEDL_OK);
+    for (int i = 0; i < 100 && (a.drops[0] == '\0' || c.drops[0] == '\0'); i++)
+        pump(device, agg_a, 1), pump(agg_c, NULL, 1);
+    assert_int_equal(a.messages + c.messages, 6);
+    assert_non_null(strstr(a.drops, "update in 7 chunks: a shared subscription scatters"));
+    assert_non_null(strstr(c.drops, "at least 1248 bytes"));
+    fedl_channel_close(device);
+    fedl_channel_close(agg_a);
+    fedl_channel_close(agg_c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_a_dead_client_leaves_its_last_will),
         cmocka_unit_test(test_wrong_credentials_and_bad_urls_are_refused),
         cmocka_unit_test(test_the_channel_checks_what_it_delivers),
+        cmocka_unit_test(test_a_shared_subscription_hands_each_update_to_one_member),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
