@@ -22,7 +22,9 @@ static const char broker_config_usage[] =
     "a device (its username, or its certificate's CN) may publish only to\n"
     "fedl/JOB/update/<itself> and fedl/JOB/status/<itself> and read only\n"
     "fedl/JOB/task/# and fedl/JOB/control/#, while the user 'coordinator' may use\n"
-    "fedl/JOB/#. Passwords come from --password-file (made with mosquitto_passwd).\n"
+    "fedl/JOB/#. Each of --aggregators (scale-out: fedl aggregate) may read the\n"
+    "updates and publish only to fedl/JOB/partial/<itself>. Passwords come from\n"
+    "--password-file (made with mosquitto_passwd).\n"
     "Example:\n"
     "  fedl broker-config --job fmnist --port 8883 --ca ca.crt --cert broker.crt \\\n"
     "      --key broker.key --require-certificate --out /etc/mosquitto/conf.d/fmnist\n"
@@ -53,10 +55,50 @@ static int write_text(const char *path, const char *text)
     return 0;
 }
 
+/* The characters of a fedl sender name (docs/PROTOCOL.md). */
+static int name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
+}
+
+/* An ACL block for each name of the comma-separated list; 0, or 2 with a
+ * message for a bad name or too many. */
+static int append_aggregators(char *acl, size_t size, size_t used, const char *job,
+                              const char *list)
+{
+    char name[FEDL_WIRE_SENDER_MAX];
+    while (*list != '\0') {
+        size_t n = strcspn(list, ","), k;
+        int wrote;
+        for (k = 0; k < n && name_char(list[k]); k++)
+            ;
+        if (n == 0 || n >= sizeof name || k < n) {
+            fprintf(stderr, "fedl broker-config: --aggregators: '%.*s' is not a name\n", (int)n,
+                    list);
+            return 2;
+        }
+        memcpy(name, list, n);
+        name[n] = '\0';
+        wrote =
+            snprintf(acl + used, size - used,
+                     "\n# aggregator %s (fedl aggregate)\nuser %s\ntopic read fedl/%s/update/#\n"
+                     "topic write fedl/%s/partial/%s\n",
+                     name, name, job, job, name);
+        if (wrote < 0 || (size_t)wrote >= size - used) {
+            fprintf(stderr, "fedl broker-config: --aggregators: too many\n");
+            return 2;
+        }
+        used += (size_t)wrote;
+        list += n + (list[n] == ',');
+    }
+    return 0;
+}
+
 int cmd_broker_config(int argc, char **argv)
 {
     const char *job = NULL, *out = NULL, *ca = NULL, *cert = NULL, *key = NULL,
-               *password_file = NULL, *bind = "0.0.0.0";
+               *password_file = NULL, *bind = "0.0.0.0", *aggregators = NULL;
     int port = 0, require_certificate = 0;
     const cli_option options[] = {
         {"job", CLI_STRING, &job, "NAME", "the job, required", 0, 0},
@@ -68,10 +110,12 @@ int cmd_broker_config(int argc, char **argv)
         {"key", CLI_STRING, &key, "FILE", "TLS: the broker's key", 0, 0},
         {"require-certificate", CLI_FLAG, &require_certificate, NULL,
          "devices must present a certificate; its CN is their username", 0, 0},
+        {"aggregators", CLI_STRING, &aggregators, "NAME,NAME...",
+         "scale-out: the aggregators, who may read updates and send partials", 0, 0},
         {"password-file", CLI_STRING, &password_file, "FILE",
          "mosquitto_passwd file of usernames and passwords", 0, 0},
         {NULL, CLI_FLAG, NULL, NULL, NULL, 0, 0}};
-    char conf[8192], acl[2048], conf_path[4200], acl_path[4200], dir[PATH_MAX], ca_path[PATH_MAX],
+    char conf[8192], acl[16384], conf_path[4200], acl_path[4200], dir[PATH_MAX], ca_path[PATH_MAX],
         cert_path[PATH_MAX], key_path[PATH_MAX], passwords[PATH_MAX];
     fedl_wire_encoder probe;
     fedl_wire_message m = {FEDL_MSG_STATUS, NULL, "coordinator", 0, 0, NULL, 0};
@@ -134,16 +178,19 @@ int cmd_broker_config(int argc, char **argv)
             "cafile %s\ncertfile %s\nkeyfile %s\ntls_version tlsv1.2\n%s", ca_path, cert_path,
             key_path,
             require_certificate ? "require_certificate true\nuse_identity_as_username true\n" : "");
-    snprintf(acl, sizeof acl,
-             "# fedl job %s: who may publish and read what (written by fedl broker-config)\n"
-             "user coordinator\n"
-             "topic readwrite fedl/%s/#\n\n"
-             "# every device, as %%u (its username or certificate CN)\n"
-             "pattern write fedl/%s/update/%%u\n"
-             "pattern write fedl/%s/status/%%u/#\n"
-             "pattern read fedl/%s/task/#\n"
-             "pattern read fedl/%s/control/#\n",
-             job, job, job, job, job, job);
+    n = snprintf(acl, sizeof acl,
+                 "# fedl job %s: who may publish and read what (written by fedl broker-config)\n"
+                 "user coordinator\n"
+                 "topic readwrite fedl/%s/#\n\n"
+                 "# every device, as %%u (its username or certificate CN)\n"
+                 "pattern write fedl/%s/update/%%u\n"
+                 "pattern write fedl/%s/status/%%u/#\n"
+                 "pattern read fedl/%s/task/#\n"
+                 "pattern read fedl/%s/control/#\n",
+                 job, job, job, job, job, job);
+    if (aggregators != NULL &&
+        append_aggregators(acl, sizeof acl, (size_t)n, job, aggregators) != 0)
+        return 2;
     if (write_text(conf_path, conf) != 0 || write_text(acl_path, acl) != 0)
         return 1;
     printf("wrote %s and %s\n", conf_path, acl_path);

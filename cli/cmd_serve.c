@@ -7,7 +7,10 @@
  * updates arrive on update/<id>, checked (signature by the device's
  * registered key, topic, size, replay) before the state machine sees
  * them; the coordinator is checkpointed after every round and resumes
- * from there when run again.
+ * from there when run again. With --aggregators (scale-out) the updates go
+ * to aggregator processes (fedl aggregate) that share them through an MQTT
+ * shared subscription, and the coordinator takes their partial sums from
+ * partial/<id> instead.
  */
 #include <errno.h>
 #include <signal.h>
@@ -24,7 +27,8 @@
 
 typedef struct serve_options {
     net_options net;
-    const char *model, *data, *strategy, *key, *devices, *ckpt_dir, *metrics, *out, *late;
+    const char *model, *data, *strategy, *key, *devices, *aggregators, *ckpt_dir, *metrics, *out,
+        *late;
     int rounds, min_clients, max_clients, local_epochs, batch, retries, wait_clients, test_limit,
         quiet;
     float fraction, quorum, lr, momentum, mu, server_lr;
@@ -52,10 +56,13 @@ typedef struct server {
     fedl_dataset test;
     size_t params;
     fedl_sign_keypair key;
-    fedl_key_entry *devices;
-    int device_count;
-    float *values; /* (params) an update's values */
-    uint8_t *body; /* a task message */
+    fedl_key_entry *devices, *aggregators;
+    int device_count, aggregator_count;
+    float *values;                           /* (params) an update's values */
+    double *sums;                            /* (params) scale-out: a partial's sums */
+    char (*partial_ids)[FEDL_CLIENT_ID_MAX]; /* (partial_capacity) scale-out: a partial's clients */
+    int partial_capacity;                    /* the devices registered: a partial names no more */
+    uint8_t *body;                           /* a task message */
     size_t body_capacity;
     const char **selected; /* (capacity) the ids of a round's tasks */
     char (*selected_ids)[FEDL_CLIENT_ID_MAX];
@@ -63,6 +70,8 @@ typedef struct server {
     fedl_task task;
     uint64_t timer_ms, start_ms;
     int started, finished, failed, fatal;
+    int control_sent; /* the end of the run was announced: once, or persistent sessions queue
+                         the repeats for devices that already left */
     char reason[512];
     char ckpt_path[4096];
     FILE *metrics;
@@ -76,15 +85,17 @@ static void on_stop_signal(int sig)
     stop_requested = 1;
 }
 
+/* Partials from the aggregators' keys, the rest from the devices'. */
 static int key_of(void *user, const char *sender, fedl_msg_type type, uint8_t *public_key)
 {
     server *s = user;
+    const fedl_key_entry *keys = type == FEDL_MSG_PARTIAL ? s->aggregators : s->devices;
+    int count = type == FEDL_MSG_PARTIAL ? s->aggregator_count : s->device_count;
     if (s->o->net.insecure)
         return 0;
-    (void)type;
-    for (int i = 0; i < s->device_count; i++)
-        if (strcmp(s->devices[i].id, sender) == 0) {
-            memcpy(public_key, s->devices[i].public_key, FEDL_WIRE_PUBLIC_KEY_BYTES);
+    for (int i = 0; i < count; i++)
+        if (strcmp(keys[i].id, sender) == 0) {
+            memcpy(public_key, keys[i].public_key, FEDL_WIRE_PUBLIC_KEY_BYTES);
             return 1;
         }
     return -1;
@@ -196,7 +207,8 @@ static int handle_actions(server *s)
                          (double)(net_now_ms() - s->start_ms) / 1000.0);
             break;
         case FEDL_FL_REJECT:
-            fprintf(stderr, "fedl serve: update of %s refused: %s\n", a[i].client_id, a[i].reason);
+            fprintf(stderr, "fedl serve: %s of %s refused: %s\n",
+                    s->o->aggregators != NULL ? "partial" : "update", a[i].client_id, a[i].reason);
             break;
         case FEDL_FL_PERSIST:
             if (s->ckpt_path[0] != '\0' &&
@@ -215,10 +227,11 @@ static int handle_actions(server *s)
     }
     if (s->selected_count > 0 && publish_task(s) != 0)
         return 1;
-    if (s->finished)
-        return send_control(s, FEDL_CONTROL_FINISHED, "all rounds done");
-    if (s->failed)
-        return send_control(s, FEDL_CONTROL_FAILED, s->reason);
+    if ((s->finished || s->failed) && !s->control_sent) {
+        s->control_sent = 1;
+        return s->finished ? send_control(s, FEDL_CONTROL_FINISHED, "all rounds done")
+                           : send_control(s, FEDL_CONTROL_FAILED, s->reason);
+    }
     return 0;
 }
 
@@ -280,6 +293,37 @@ static void on_update(server *s, const fedl_wire_frame *h, const uint8_t *body, 
         s->fatal = 1;
 }
 
+static void on_partial(server *s, const fedl_wire_frame *h, const uint8_t *body, size_t length)
+{
+    fedl_partial p;
+    fedl_error err = {0};
+    int registered = fedl_coordinator_client_count(s->co);
+    if (registered > s->partial_capacity) {
+        char(*ids)[FEDL_CLIENT_ID_MAX] = realloc(s->partial_ids, (size_t)registered * sizeof *ids);
+        if (ids == NULL) {
+            fprintf(stderr, "fedl serve: out of memory\n");
+            s->fatal = 1;
+            return;
+        }
+        s->partial_ids = ids;
+        s->partial_capacity = registered;
+    }
+    if (fedl_partial_message_decode(body, length, s->partial_ids, s->partial_capacity, s->sums,
+                                    s->params, &p, &err) != FEDL_OK) {
+        fprintf(stderr, "fedl serve: partial of %s dropped: %s\n", h->sender, err.message);
+        return;
+    }
+    snprintf(p.aggregator_id, sizeof p.aggregator_id, "%s", h->sender);
+    p.round = h->round;
+    if (fedl_coordinator_partial(s->co, &p, net_now_ms(), &err) != FEDL_OK) {
+        fprintf(stderr, "fedl serve: %s\n", err.message);
+        s->fatal = 1;
+        return;
+    }
+    if (handle_actions(s) != 0)
+        s->fatal = 1;
+}
+
 static void on_message(void *user, const fedl_wire_frame *h, const uint8_t *body, size_t length,
                        int retained)
 {
@@ -289,6 +333,27 @@ static void on_message(void *user, const fedl_wire_frame *h, const uint8_t *body
         on_status(s, h, body, length);
     else if (h->type == FEDL_MSG_UPDATE)
         on_update(s, h, body, length);
+    else if (h->type == FEDL_MSG_PARTIAL)
+        on_partial(s, h, body, length);
+}
+
+/* Scale-out: the aggregators' keys, room for a partial, and a strategy
+ * that folds sums. 0, or an exit code with a message. */
+static int setup_aggregators(server *s, const serve_options *o, fedl_strategy_kind kind)
+{
+    if (!fedl_strategy_is_linear(kind))
+        return fprintf(stderr,
+                       "fedl serve: --aggregators: strategy %s must see every update; partial "
+                       "sums serve fedavg, fedprox, fedavgm, fedadagrad, fedadam and fedyogi\n",
+                       o->strategy),
+               2;
+    if (strcmp(o->late, "fold") == 0)
+        return fprintf(stderr, "fedl serve: --aggregators: late updates cannot be folded (the "
+                               "aggregators drop them)\n"),
+               2;
+    if (net_load_public("serve", o->aggregators, &s->aggregators, &s->aggregator_count) != 0)
+        return 1;
+    return 0;
 }
 
 /* A fresh run: the task and control chunks an earlier run of this job
@@ -328,6 +393,8 @@ static int setup(server *s, serve_options *o)
         (net_load_secret("serve", o->key, &s->key, id) != 0 ||
          net_load_public("serve", o->devices, &s->devices, &s->device_count) != 0))
         return 1;
+    if (o->aggregators != NULL && (rc = setup_aggregators(s, o, kind)) != 0)
+        return rc;
     if (fedl_dataset_load_mnist_dir(o->data, FEDL_SPLIT_TEST, NULL, &s->test, &err) != FEDL_OK)
         return fprintf(stderr, "fedl serve: --data %s: %s\n", o->data, err.message), 1;
     if (o->test_limit > 0 && (size_t)o->test_limit < s->test.count)
@@ -336,7 +403,9 @@ static int setup(server *s, serve_options *o)
         return fprintf(stderr, "fedl serve: --model: %s\n", err.message), 2;
     s->params = fedl_model_param_count(s->model);
     s->values = malloc(s->params * sizeof(float));
-    if (s->values == NULL)
+    if (o->aggregators != NULL)
+        s->sums = malloc(s->params * sizeof(double));
+    if (s->values == NULL || (o->aggregators != NULL && s->sums == NULL))
         return fprintf(stderr, "fedl serve: out of memory\n"), 1;
     c.rounds = o->rounds;
     c.fraction = o->fraction;
@@ -377,7 +446,8 @@ static int setup(server *s, serve_options *o)
     if (!found && clear_retained(s) != 0)
         return 1;
     if (fedl_channel_subscribe(s->ch, "status/#", &err) != FEDL_OK ||
-        fedl_channel_subscribe(s->ch, "update/+", &err) != FEDL_OK)
+        fedl_channel_subscribe(s->ch, o->aggregators != NULL ? "partial/+" : "update/+", &err) !=
+            FEDL_OK)
         return fprintf(stderr, "fedl serve: %s\n", err.message), 1;
     return 0;
 }
@@ -389,6 +459,9 @@ static void teardown(server *s)
     fedl_model_destroy(s->model);
     fedl_dataset_free(&s->test);
     fedl_mem_free(NULL, s->devices, (size_t)s->device_count * sizeof *s->devices);
+    fedl_mem_free(NULL, s->aggregators, (size_t)s->aggregator_count * sizeof *s->aggregators);
+    free(s->sums);
+    free(s->partial_ids);
     free(s->values);
     free(s->body);
     free(s->selected);
@@ -476,6 +549,8 @@ int cmd_serve(int argc, char **argv)
         {"key", CLI_STRING, &o.key, "FILE", "the coordinator's secret key (fedl keygen)", 0, 0},
         {"devices", CLI_STRING, &o.devices, "FILE", "the devices' public keys, one line each", 0,
          0},
+        {"aggregators", CLI_STRING, &o.aggregators, "FILE",
+         "scale-out: take partial sums from these aggregators (their public keys)", 0, 0},
         {"ckpt-dir", CLI_STRING, &o.ckpt_dir, "DIR", "checkpoint after every round; resume from it",
          0, 0},
         {"metrics", CLI_STRING, &o.metrics, "FILE", "per-round metrics as JSON lines", 0, 0},

@@ -16,6 +16,7 @@ int cmd_supervise(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_join(int argc, char **argv);
+int cmd_aggregate(int argc, char **argv);
 int cmd_broker_config(int argc, char **argv);
 
 /* Peak resident set size of this process in bytes (getrusage). */

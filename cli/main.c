@@ -25,6 +25,7 @@ static void print_help(void)
            "            restart it after crashes, speak systemd's notify protocol\n"
            "  serve     the coordinator of a federated job over an MQTT broker\n"
            "  join      a device of a federated job: train on local data, send updates\n"
+           "  aggregate one of several aggregators sharing a job's updates (scale-out)\n"
            "  keygen    an Ed25519 key pair for the coordinator or a device\n"
            "  broker-config  a mosquitto configuration and ACL file for a job\n\n"
            "Run 'fedl <command> --help' for the options of a command.\n"
@@ -155,6 +156,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc, argv);
     if (strcmp(argv[1], "join") == 0)
         return cmd_join(argc, argv);
+    if (strcmp(argv[1], "aggregate") == 0)
+        return cmd_aggregate(argc, argv);
     if (strcmp(argv[1], "broker-config") == 0)
         return cmd_broker_config(argc, argv);
     fprintf(stderr, "fedl: unknown command '%s' (see 'fedl --help')\n", argv[1]);
