@@ -53,6 +53,21 @@ static void decode_body(fedl_msg_type type, const uint8_t *body, size_t length)
             memcmp(again, body, length) != 0)
             __builtin_trap(); /* not a round trip */
         free(again);
+    } else if (type == FEDL_MSG_PARTIAL) {
+        static char ids[64][FEDL_CLIENT_ID_MAX];
+        static double sums[1 << 13];
+        fedl_partial p;
+        uint8_t *again;
+        size_t n;
+        if (fedl_partial_message_decode(body, length, ids, 64, sums, 1 << 13, &p, &err) != FEDL_OK)
+            return;
+        again = malloc(length);
+        if (again == NULL)
+            return;
+        if (fedl_partial_message_encode(&p, again, length, &n, &err) != FEDL_OK || n != length ||
+            memcmp(again, body, length) != 0)
+            __builtin_trap(); /* not a round trip */
+        free(again);
     } else if (type == FEDL_MSG_STATUS) {
         fedl_client_state state;
         fedl_telemetry t;
