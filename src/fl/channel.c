@@ -101,14 +101,20 @@ static int topic_type(const char *rest, char *owner, size_t size)
     return 0;
 }
 
+/* The last sequence accepted from (sender, type) of f, or NULL. */
+static seen *last_seen(fedl_channel *ch, const fedl_wire_frame *f)
+{
+    for (int i = 0; i < ch->seen_count; i++)
+        if (ch->seen[i].type == f->type && strcmp(ch->seen[i].sender, f->sender) == 0)
+            return &ch->seen[i];
+    return NULL;
+}
+
 /* 1 if sequence is newer than the last accepted from (sender, type), and
  * records it; 0 for a replay. */
 static int fresh(fedl_channel *ch, const fedl_wire_frame *f, uint64_t *last)
 {
-    seen *s = NULL;
-    for (int i = 0; i < ch->seen_count && s == NULL; i++)
-        if (ch->seen[i].type == f->type && strcmp(ch->seen[i].sender, f->sender) == 0)
-            s = &ch->seen[i];
+    seen *s = last_seen(ch, f);
     if (s != NULL) {
         *last = s->sequence;
         if (f->sequence <= s->sequence)
@@ -130,6 +136,15 @@ static int fresh(fedl_channel *ch, const fedl_wire_frame *f, uint64_t *last)
     s->type = f->type;
     s->sequence = f->sequence;
     return 1;
+}
+
+static void replayed(fedl_channel *ch, const char *topic, const fedl_wire_frame *f, uint64_t last)
+{
+    char reason[200];
+    snprintf(reason, sizeof reason, "a replayed %s: sequence %llu, the last accepted from it %llu",
+             fedl_msg_type_name(f->type), (unsigned long long)f->sequence,
+             (unsigned long long)last);
+    drop(ch, topic, f->sender, reason);
 }
 
 static void on_chunk(void *user, const char *topic, const uint8_t *payload, size_t length,
@@ -189,15 +204,19 @@ static void on_chunk(void *user, const char *topic, const uint8_t *payload, size
     }
     if (res.dropped[0] != '\0')
         drop(ch, topic, f.sender, res.dropped);
+    if (res.duplicate && f.type != FEDL_MSG_STATUS) {
+        /* a chunk of a message completed before: the same message again is
+         * no news, an older one (sent again by someone else) is a replay */
+        seen *s = last_seen(ch, &f);
+        if (s != NULL && f.sequence < s->sequence && f.index == 0)
+            replayed(ch, topic, &f, s->sequence);
+        return;
+    }
     if (!res.complete)
         return;
     if (f.type != FEDL_MSG_STATUS && !fresh(ch, &f, &last)) {
-        if (f.sequence == last)
-            return; /* the same message again (a retained one on resubscribing): no news */
-        snprintf(
-            reason, sizeof reason, "a replayed %s: sequence %llu, the last accepted from it %llu",
-            fedl_msg_type_name(f.type), (unsigned long long)f.sequence, (unsigned long long)last);
-        drop(ch, topic, f.sender, reason);
+        if (f.sequence != last) /* the same one again (a retained one on resubscribing): no news */
+            replayed(ch, topic, &f, last);
         return;
     }
     if (ch->cb.message != NULL)
