@@ -63,6 +63,7 @@ typedef struct host {
     double loss_sum; /* of the unsent: train_loss x samples */
     uint64_t flush_at_ms;
     uint64_t updates, partials;
+    uint64_t started_us; /* wall clock at start: control words sent before are stale */
     int finished, failed, fatal;
 } host;
 
@@ -316,7 +317,8 @@ static void on_message(void *user, const fedl_wire_frame *f, const uint8_t *body
         on_task(h, f, body, length);
     else if (f->type == FEDL_MSG_UPDATE)
         on_update(h, f, body, length);
-    else if (f->type == FEDL_MSG_CONTROL && !retained) /* a stored one is an earlier run's */
+    else if (f->type == FEDL_MSG_CONTROL &&
+             !net_control_is_stale("aggregate", f, retained, h->started_us))
         on_control(h, body, length);
 }
 
@@ -427,6 +429,7 @@ int cmd_aggregate(int argc, char **argv)
     }
     memset(&h, 0, sizeof h);
     h.o = &o;
+    h.started_us = net_now_ms() * 1000u;
     signal(SIGTERM, on_stop_signal);
     signal(SIGINT, on_stop_signal);
     rc = setup(&h, &o);

@@ -64,6 +64,7 @@ typedef struct device {
     uint8_t *body;
     size_t body_capacity;
     int finished, failed, fatal;
+    uint64_t started_us; /* wall clock at start: control words sent before are stale */
     char client_path[4200], train_path[4200];
 } device;
 
@@ -276,7 +277,8 @@ static void on_message(void *user, const fedl_wire_frame *h, const uint8_t *body
     device *d = user;
     if (h->type == FEDL_MSG_TASK)
         on_task(d, h, body, length);
-    else if (h->type == FEDL_MSG_CONTROL && !retained) /* a stored one is an earlier run's */
+    else if (h->type == FEDL_MSG_CONTROL &&
+             !net_control_is_stale("join", h, retained, d->started_us))
         on_control(d, body, length);
 }
 
@@ -530,6 +532,7 @@ int cmd_join(int argc, char **argv)
     }
     memset(&d, 0, sizeof d);
     d.o = &o;
+    d.started_us = net_now_ms() * 1000u;
     signal(SIGTERM, on_stop_signal);
     signal(SIGINT, on_stop_signal);
     fedl_blas_threads(1); /* as fedl simulate's clients: the same bits for the same data */

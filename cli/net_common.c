@@ -128,6 +128,20 @@ int net_load_public(const char *command, const char *path, fedl_key_entry **keys
     return 0;
 }
 
+int net_control_is_stale(const char *command, const fedl_wire_frame *h, int retained,
+                         uint64_t started_us)
+{
+    if (retained)
+        return 1;
+    if (h->sequence >= started_us)
+        return 0;
+    fprintf(stderr,
+            "fedl %s: ignored a control word sent %.1f s before this process started (an earlier "
+            "run's, kept for it by the broker)\n",
+            command, (double)(started_us - h->sequence) / 1e6);
+    return 1;
+}
+
 uint64_t net_now_ms(void)
 {
     struct timespec ts;

@@ -42,6 +42,10 @@ broker_pid=""
 cleanup() {
     for p in $pids $broker_pid; do kill -KILL "$p" 2>/dev/null; done
     wait 2>/dev/null
+    if [ "${failed:-0}" -gt 0 ]; then # the logs, for whoever reads the failure
+        kept="${TMPDIR:-/tmp}/test_federation.failed.$$"
+        cp -r "$work" "$kept" 2>/dev/null && echo "logs kept in $kept"
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -157,8 +161,8 @@ print("accuracy after 3 rounds: over MQTT %.4f, simulated %.4f" % (a, b))
 assert abs(a - b) <= 0.01, (a, b)
 PY
 cmp -s a.fedl sim.fedl && echo "the model over MQTT is bit-identical to the simulator's"
-sleep 1
 for i in 0 1 2 3 4; do
+    wait_for 30 grep -q "the job finished" "a-dev-$i.out"
     contains "dev-$i saw the job finish" "a-dev-$i.out" "the job finished"
 done
 contains "every task was signed and checked" a-dev-0.out "round 3: task taken"
@@ -235,8 +239,22 @@ contains "the coordinator resumed at its last completed round" b-serve.out \
 contains "six rounds in all" b-serve.out "^summary: 6 rounds"
 contains "the malformed update was dropped with a log line" b-serve.out \
     "dropped a message on fedl/fm/update/dev-0 from ?: message:"
-sleep 2
+# a device whose update reached the restarted coordinator before it opened
+# the round again took the re-sent task and delivered the same update
+python3 - b-serve.out b-dev-0.out b-dev-1.out b-dev-2.out b-dev-3.out b-dev-4.out <<'PY' && pass ||
+import re, sys
+refused = re.findall(r"update of (dev-\d) refused: round (\d+) is not open", open(sys.argv[1]).read())
+for dev, rnd in refused:
+    log = open("b-%s.out" % dev).read()
+    losses = re.findall(r"^round %s: trained on \d+ samples, loss ([0-9.]+)" % rnd, log, re.M)
+    assert len(losses) >= 2 and len(set(losses)) == 1, (dev, rnd, losses)
+    print("%s, refused in the restart of round %s, trained it again: loss %s both times" % (dev, rnd, losses[0]))
+if not refused:
+    print("no update reached the restarted coordinator early this time")
+PY
+    fail "a device refused during the restart did not deliver the round again"
 for i in 0 1 2 3 4; do
+    wait_for 30 grep -q "the job finished" "b-dev-$i.out"
     contains "dev-$i carried on to the end" "b-dev-$i.out" "the job finished"
 done
 python3 - b.jsonl <<'PY' && pass || fail "accuracy after the faults"
@@ -251,6 +269,16 @@ assert rows[-1]["test_accuracy"] > floor, rows[-1]
 PY
 for i in 0 1 2 3 4; do eval "kill -KILL \$dev_pid_$i 2>/dev/null"; done
 pids=""
+
+# B's "finished", sent again live while the devices are away: their
+# persistent sessions keep it for them, and the devices of the next run
+# must not take it for theirs
+coordinator_tls="-h 127.0.0.1 -p $port --cafile pki/ca.crt --cert pki/coordinator.crt --key pki/coordinator.key"
+# shellcheck disable=SC2086
+mosquitto_sub $coordinator_tls -i stale-read -t fedl/fm/control/0 -C 1 -N -W 5 >stale.bin 2>/dev/null
+# shellcheck disable=SC2086
+mosquitto_pub $coordinator_tls -i stale-write -q 1 -t fedl/fm/control/0 -f stale.bin 2>/dev/null
+[ -s stale.bin ] && pass || fail "B's control word could not be read back"
 
 # --- D. scale-out: the updates go to two aggregators through a shared
 # subscription (so each is sent in one chunk: --chunk-kib 1024), and their
@@ -285,6 +313,8 @@ for id in 1 2; do
     contains "agg-$id folded updates into partial sums" "d-agg-$id.out" \
         "^round [12]: partial of [12] updates sent"
 done
+contains "a device ignored the earlier run's end queued in its session" d-dev-0.out \
+    "ignored a control word sent .* before this process started"
 python3 - d.jsonl a.jsonl <<'PY' && pass || fail "scale-out against the run without aggregators"
 import json, sys
 split = [json.loads(l) for l in open(sys.argv[1])]
