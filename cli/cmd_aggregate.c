@@ -290,25 +290,6 @@ static void on_update(host *h, const fedl_wire_frame *f, const uint8_t *body, si
     }
 }
 
-static void on_control(host *h, const uint8_t *body, size_t length)
-{
-    fedl_control_command command;
-    uint64_t version;
-    char text[FEDL_CONTROL_TEXT_MAX + 1];
-    fedl_error err = {0};
-    if (fedl_control_message_decode(body, length, &command, &version, text, &err) != FEDL_OK) {
-        fprintf(stderr, "fedl aggregate: control dropped: %s\n", err.message);
-        return;
-    }
-    if (command == FEDL_CONTROL_FINISHED) {
-        printf("the job finished: global model version %llu\n", (unsigned long long)version);
-        h->finished = 1;
-    } else {
-        fprintf(stderr, "fedl aggregate: the job failed: %s\n", text);
-        h->failed = 1;
-    }
-}
-
 static void on_message(void *user, const fedl_wire_frame *f, const uint8_t *body, size_t length,
                        int retained)
 {
@@ -317,9 +298,11 @@ static void on_message(void *user, const fedl_wire_frame *f, const uint8_t *body
         on_task(h, f, body, length);
     else if (f->type == FEDL_MSG_UPDATE)
         on_update(h, f, body, length);
-    else if (f->type == FEDL_MSG_CONTROL &&
-             !net_control_is_stale("aggregate", f, retained, h->started_us))
-        on_control(h, body, length);
+    else if (f->type == FEDL_MSG_CONTROL) {
+        int command = net_control("aggregate", f, body, length, retained, h->started_us);
+        h->finished |= command == FEDL_CONTROL_FINISHED;
+        h->failed |= command == FEDL_CONTROL_FAILED;
+    }
 }
 
 static int load_keys(host *h, const aggregate_options *o)

@@ -252,34 +252,17 @@ static void on_task(device *d, const fedl_wire_frame *h, const uint8_t *body, si
         d->fatal = 1;
 }
 
-static void on_control(device *d, const uint8_t *body, size_t length)
-{
-    fedl_control_command command;
-    uint64_t version;
-    char text[FEDL_CONTROL_TEXT_MAX + 1];
-    fedl_error err = {0};
-    if (fedl_control_message_decode(body, length, &command, &version, text, &err) != FEDL_OK) {
-        fprintf(stderr, "fedl join: control dropped: %s\n", err.message);
-        return;
-    }
-    if (command == FEDL_CONTROL_FINISHED) {
-        printf("the job finished: global model version %llu\n", (unsigned long long)version);
-        d->finished = 1;
-    } else {
-        fprintf(stderr, "fedl join: the job failed: %s\n", text);
-        d->failed = 1;
-    }
-}
-
 static void on_message(void *user, const fedl_wire_frame *h, const uint8_t *body, size_t length,
                        int retained)
 {
     device *d = user;
     if (h->type == FEDL_MSG_TASK)
         on_task(d, h, body, length);
-    else if (h->type == FEDL_MSG_CONTROL &&
-             !net_control_is_stale("join", h, retained, d->started_us))
-        on_control(d, body, length);
+    else if (h->type == FEDL_MSG_CONTROL) {
+        int command = net_control("join", h, body, length, retained, d->started_us);
+        d->finished |= command == FEDL_CONTROL_FINISHED;
+        d->failed |= command == FEDL_CONTROL_FAILED;
+    }
 }
 
 static int epochs_done(const fedl_trainer *t)

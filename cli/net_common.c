@@ -128,18 +128,31 @@ int net_load_public(const char *command, const char *path, fedl_key_entry **keys
     return 0;
 }
 
-int net_control_is_stale(const char *command, const fedl_wire_frame *h, int retained,
-                         uint64_t started_us)
+int net_control(const char *command, const fedl_wire_frame *h, const uint8_t *body, size_t length,
+                int retained, uint64_t started_us)
 {
+    fedl_control_command c;
+    uint64_t version;
+    char text[FEDL_CONTROL_TEXT_MAX + 1];
+    fedl_error err = {0};
     if (retained)
-        return 1;
-    if (h->sequence >= started_us)
         return 0;
-    fprintf(stderr,
-            "fedl %s: ignored a control word sent %.1f s before this process started (an earlier "
-            "run's, kept for it by the broker)\n",
-            command, (double)(started_us - h->sequence) / 1e6);
-    return 1;
+    if (h->sequence < started_us) {
+        fprintf(stderr,
+                "fedl %s: ignored a control word sent %.1f s before this process started (an "
+                "earlier run's, kept for it by the broker)\n",
+                command, (double)(started_us - h->sequence) / 1e6);
+        return 0;
+    }
+    if (fedl_control_message_decode(body, length, &c, &version, text, &err) != FEDL_OK) {
+        fprintf(stderr, "fedl %s: control dropped: %s\n", command, err.message);
+        return 0;
+    }
+    if (c == FEDL_CONTROL_FINISHED)
+        printf("the job finished: global model version %llu\n", (unsigned long long)version);
+    else
+        fprintf(stderr, "fedl %s: the job failed: %s\n", command, text);
+    return (int)c;
 }
 
 uint64_t net_now_ms(void)

@@ -28,13 +28,15 @@ int net_load_secret(const char *command, const char *path, fedl_sign_keypair *kp
 /* A public key file or devices file (keys from the default allocator): 0,
  * or 1 with a message. */
 int net_load_public(const char *command, const char *path, fedl_key_entry **keys, int *count);
-/* 1 when a control word belongs to an earlier run: a retained one
+/* A control word that arrived: FEDL_CONTROL_FINISHED (said on stdout) or
+ * FEDL_CONTROL_FAILED (the reason on stderr), or 0 for one that does not
+ * decode (reported) or belongs to an earlier run: a retained one
  * (published before this side subscribed), or a live one whose sequence
  * (the coordinator's wall clock in microseconds) is older than this
- * process, queued in its persistent session by a run whose end it missed
- * (that one is reported on stderr). */
-int net_control_is_stale(const char *command, const fedl_wire_frame *h, int retained,
-                         uint64_t started_us);
+ * process started, kept in its persistent session by a run whose end it
+ * missed (reported). */
+int net_control(const char *command, const fedl_wire_frame *h, const uint8_t *body, size_t length,
+                int retained, uint64_t started_us);
 /* Milliseconds of CLOCK_REALTIME (shared by every process of a job). */
 uint64_t net_now_ms(void);
 

@@ -1,6 +1,7 @@
 # lib.sh - helpers the command-line test scripts source: run a command and
-# check its exit code, look for text in its output, compare files, and
-# count passes and failures. The caller sets $work (a scratch directory).
+# check its exit code, look for text in its output, compare files, wait
+# for a condition, and count passes and failures. The caller sets $work
+# (a scratch directory).
 passed=0
 failed=0
 
@@ -39,6 +40,17 @@ same() { # name, file, file
     else
         fail "$1: $2 and $3 differ"
     fi
+}
+
+wait_until() { # seconds, command...: poll every 0.1 s until the command succeeds
+    limit=$(($1 * 10))
+    shift
+    i=0
+    until "$@"; do
+        i=$((i + 1))
+        [ $i -gt $limit ] && return 1
+        sleep 0.1
+    done
 }
 
 finish() { # print the totals; exit status 0 only when nothing failed

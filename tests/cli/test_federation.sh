@@ -125,16 +125,6 @@ rounds_at_least() { # metrics file, n: at least n rounds reported
     n=$(cat "$1" 2>/dev/null | grep -c '"round"')
     [ "$n" -ge "$2" ]
 }
-wait_for() { # seconds, command...: poll until the command succeeds
-    limit=$(($1 * 10))
-    shift
-    i=0
-    until "$@"; do
-        i=$((i + 1))
-        [ $i -gt $limit ] && return 1
-        sleep 0.1
-    done
-}
 
 # --- A. a clean run against the simulator
 check "the simulator's run" 0 "$fedl" simulate --data "$data" --model lenet5 --clients 5 \
@@ -162,7 +152,7 @@ assert abs(a - b) <= 0.01, (a, b)
 PY
 cmp -s a.fedl sim.fedl && echo "the model over MQTT is bit-identical to the simulator's"
 for i in 0 1 2 3 4; do
-    wait_for 30 grep -q "the job finished" "a-dev-$i.out"
+    wait_until 30 grep -q "the job finished" "a-dev-$i.out"
     contains "dev-$i saw the job finish" "a-dev-$i.out" "the job finished"
 done
 contains "every task was signed and checked" a-dev-0.out "round 3: task taken"
@@ -209,7 +199,7 @@ until [ -f b-dev-4/train.fedl ] || [ $i -gt 6000 ]; do # every 20 ms, up to 120 
 done
 kill -KILL "$dev_pid_4" 2>/dev/null
 grep -q "round 1: trained" b-dev-4.out && fail "dev-4 delivered round 1 before the kill landed"
-wait_for 120 rounds_at_least b.jsonl 1 || fail "round 1 did not complete without dev-4"
+wait_until 120 rounds_at_least b.jsonl 1 || fail "round 1 did not complete without dev-4"
 contains "round 1 closed at quorum without dev-4" b.jsonl '"round":1,.*"completed":4'
 # shellcheck disable=SC2086
 join fm 4 --ckpt-dir b-dev-4 --ckpt-steps 1 $slow >>b-dev-4.out 2>&1 &
@@ -225,7 +215,7 @@ done_before=$(grep -c '"round"' b.jsonl)
 sleep 1
 start_broker
 # the coordinator is killed once round 3 is done, then started again
-wait_for 180 rounds_at_least b.jsonl 3 || fail "round 3 did not complete"
+wait_until 180 rounds_at_least b.jsonl 3 || fail "round 3 did not complete"
 kill -KILL "$serve_pid" 2>/dev/null
 wait "$serve_pid" 2>/dev/null
 serve_b
@@ -254,7 +244,7 @@ if not refused:
 PY
     fail "a device refused during the restart did not deliver the round again"
 for i in 0 1 2 3 4; do
-    wait_for 30 grep -q "the job finished" "b-dev-$i.out"
+    wait_until 30 grep -q "the job finished" "b-dev-$i.out"
     contains "dev-$i carried on to the end" "b-dev-$i.out" "the job finished"
 done
 python3 - b.jsonl <<'PY' && pass || fail "accuracy after the faults"

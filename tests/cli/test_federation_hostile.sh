@@ -92,16 +92,6 @@ attack() { # name: rogue_device as dev-r
     exec "$rogue" --broker "$broker" --job $job --id dev-r --key keys/dev-r.key \
         --coordinator-key keys/coordinator.pub --attack "$1" --victim dev-0 --timeout-s 60
 }
-wait_for() { # seconds, command...: poll until the command succeeds
-    limit=$(($1 * 10))
-    shift
-    i=0
-    until "$@"; do
-        i=$((i + 1))
-        [ $i -gt $limit ] && return 1
-        sleep 0.1
-    done
-}
 
 succeeded() { # name, pid, output file: the background process exited 0
     wait "$2"
@@ -124,7 +114,7 @@ for i in 0 1 2; do
     join "$i" >"dev-$i.out" 2>&1 &
     pids="$pids $!"
 done
-wait_for 60 grep -q "^starting with 3 devices" serve.out || {
+wait_until 60 grep -q "^starting with 3 devices" serve.out || {
     fail "rounds did not start"
     cat serve.out
     exit 1
