@@ -337,8 +337,8 @@ static void on_message(void *user, const fedl_wire_frame *h, const uint8_t *body
         on_partial(s, h, body, length);
 }
 
-/* Scale-out: the aggregators' keys, room for a partial, and a strategy
- * that folds sums. 0, or an exit code with a message. */
+/* Scale-out: a strategy that folds sums, and the aggregators' keys. 0, or
+ * an exit code with a message. */
 static int setup_aggregators(server *s, const serve_options *o, fedl_strategy_kind kind)
 {
     if (!fedl_strategy_is_linear(kind))
