@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 PREFIX ?= /usr/local
 
-.PHONY: all build test demo install clean sanitize bench fuzz format check-format
+.PHONY: all build test test-arm demo install clean sanitize bench fuzz format check-format
 
 all: build
 
@@ -21,6 +21,16 @@ test:
 	@scripts/install-deps test
 	@$(MAKE) --no-print-directory build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The Raspberry Pi targets: cross-built with Debian's compilers, the unit
+# tests and the cross-architecture checkpoint test under qemu-user
+# (docs/RASPBERRY-PI.md). ARM_TARGETS=aarch64 for one.
+ARM_TARGETS ?= aarch64 armhf
+test-arm:
+	@$(MAKE) --no-print-directory build
+	@for arch in $(ARM_TARGETS); do \
+	    HOST_BUILD=$(BUILD) JOBS=$(JOBS) scripts/cross-test $$arch -- -L 'unit|cross' || exit 1; \
+	done
 
 demo:
 	@scripts/install-deps demo

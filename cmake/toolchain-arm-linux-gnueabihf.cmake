@@ -9,4 +9,10 @@ set(CMAKE_SYSTEM_PROCESSOR armv7l)
 set(FEDL_CROSS_TRIPLE arm-linux-gnueabihf)
 set(FEDL_QEMU_NAME qemu-arm)
 set(FEDL_TARGET_LOADER /lib/ld-linux-armhf.so.3)
+# Tuned for the Pi 3's Cortex-A53 in 32-bit mode, NEON on: the build runs on
+# ARMv8 boards (Pi 3, 4, 5, Zero 2), not on the ARMv7 Pi 2 v1.1 or ARMv6
+# boards (configure with -DFEDL_TARGET_CFLAGS=-march=armv7-a+fp for those).
+# qemu-arm has no cortex-a53 model; its "max" core runs ARMv8's AArch32.
+set(FEDL_TARGET_CFLAGS "-mcpu=cortex-a53 -mfpu=neon-fp-armv8 -mfloat-abi=hard"
+  CACHE STRING "the target's code generation flags")
 include(${CMAKE_CURRENT_LIST_DIR}/toolchain-debian-cross.cmake)

@@ -3,9 +3,12 @@
 #   FEDL_CROSS_TRIPLE  (e.g. aarch64-linux-gnu)
 #   FEDL_QEMU_NAME     (e.g. qemu-aarch64)
 #   FEDL_TARGET_LOADER (the target's dynamic loader, e.g. /lib/ld-linux-aarch64.so.1)
+#   FEDL_TARGET_CFLAGS (code generation for the board, e.g. -mcpu=cortex-a53)
+#   FEDL_QEMU_CPU      (the core qemu emulates; unset: qemu's default)
 # plus CMAKE_SYSTEM_PROCESSOR, then include this file.
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_C_COMPILER ${FEDL_CROSS_TRIPLE}-gcc)
+set(CMAKE_C_FLAGS_INIT "${FEDL_TARGET_CFLAGS}")
 
 # Debian installs the multiarch target libraries and headers in the ordinary
 # /usr tree (/usr/lib/${FEDL_CROSS_TRIPLE}, /usr/include/${FEDL_CROSS_TRIPLE}),
@@ -39,4 +42,8 @@ if(EXISTS ${FEDL_TARGET_LOADER})
 else()
   set(FEDL_QEMU_LD_PREFIX /usr/${FEDL_CROSS_TRIPLE})
 endif()
-set(CMAKE_CROSSCOMPILING_EMULATOR ${FEDL_QEMU} -L ${FEDL_QEMU_LD_PREFIX})
+if(FEDL_QEMU_CPU)
+  set(CMAKE_CROSSCOMPILING_EMULATOR ${FEDL_QEMU} -cpu ${FEDL_QEMU_CPU} -L ${FEDL_QEMU_LD_PREFIX})
+else()
+  set(CMAKE_CROSSCOMPILING_EMULATOR ${FEDL_QEMU} -L ${FEDL_QEMU_LD_PREFIX})
+endif()

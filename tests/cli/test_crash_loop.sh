@@ -8,13 +8,21 @@
 # the rename, before the manifest), during start-up and resume. Every resume
 # must succeed; when a run finishes, its model file must be identical to the
 # reference, and a fresh crash-looped run starts, until enough kills were
-# made: 100 in `make test`, 10,000 with --long. After 25 kills in a round
-# the next run is left to finish, so a round ends even on a slow machine.
+# made: 100 in `make test` (40 under qemu-user), 10,000 with --long. After
+# 25 kills in a round the next run is left to finish, so a round ends even
+# on a slow machine.
 set -u
 fedl=$1
 src=$2
 kills_wanted=100
 [ "${3:-}" = "--long" ] && kills_wanted=10000
+# Under qemu-user a run starts some 20 times slower: kills spread over a
+# longer window reach training, and fewer of them keep the test's time.
+window_ms=118 first_ms=2
+if [ -n "${FEDL_EMULATED_BINARY:-}" ]; then
+    window_ms=2000 first_ms=50
+    [ "${3:-}" = "--long" ] || kills_wanted=40
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -40,8 +48,9 @@ while [ "$kills" -lt "$kills_wanted" ]; do
     out="$work/out-$rounds.fedl"
     round_kills=0
     while :; do
-        # a random delay in [2, 120) ms, reproducible from the seed
-        delay=$(awk -v s="$seed" 'BEGIN { srand(s); printf "%.3f", 0.002 + rand() * 0.118 }')
+        # a random delay in [2, 120) ms (emulated: [50, 2050)), reproducible from the seed
+        delay=$(awk -v s="$seed" -v f="$first_ms" -v w="$window_ms" \
+            'BEGIN { srand(s); printf "%.3f", (f + rand() * w) / 1000 }')
         seed=$((seed + 1))
         runs=$((runs + 1))
         "$fedl" train "$@" --ckpt-dir "$dir" --ckpt-steps 1 --ckpt-seconds 0 --keep 2 \
