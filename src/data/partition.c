@@ -21,6 +21,7 @@
  */
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "fedl/data.h"
@@ -466,11 +467,16 @@ static fedl_status collect(const partition_work *w, fedl_partition *out, fedl_er
     return FEDL_OK;
 }
 
-/* Whether n does not fit a uint32 sample index (the widening keeps a
- * 32-bit host's size_t from making this a constant comparison). */
+/* Whether n does not fit a uint32 sample index: never on a 32-bit target,
+ * where a comparison would be constant and gcc's -Wtype-limits an error. */
 static int exceeds_u32(size_t n)
 {
-    return (uint64_t)n > UINT32_MAX;
+#if SIZE_MAX > UINT32_MAX
+    return n > UINT32_MAX;
+#else
+    (void)n;
+    return 0;
+#endif
 }
 
 static fedl_status check_spec(const fedl_partition_spec *spec, fedl_error *err)
