@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fedl/data.h"
+#include "data/index.h"
 
 #define FEDL_SHUFFLE_STREAM 0x5348554646ULL /* "SHUFF" */
 
@@ -43,18 +44,6 @@ static void compute_order(fedl_batcher *b)
     }
 }
 
-/* Whether n does not fit the uint32 indices of an order. On 32-bit hosts a
- * size_t always fits, and comparing would be a constant (-Wtype-limits). */
-static int count_exceeds_u32(size_t n)
-{
-#if SIZE_MAX > UINT32_MAX
-    return n > UINT32_MAX;
-#else
-    (void)n;
-    return 0;
-#endif
-}
-
 /* Start a batcher over ds whose order is lent (lend 1: order, the caller's)
  * or allocated from alloc. */
 static fedl_status init(fedl_batcher *b, const fedl_dataset *ds, uint64_t seed, int shuffle,
@@ -65,7 +54,7 @@ static fedl_status init(fedl_batcher *b, const fedl_dataset *ds, uint64_t seed, 
     memset(b, 0, sizeof *b);
     if (ds == NULL)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG, "fedl_batcher_init: dataset is NULL");
-    if (count_exceeds_u32(ds->count) || ds->count > SIZE_MAX / sizeof(uint32_t))
+    if (fedl_exceeds_u32(ds->count) || ds->count > SIZE_MAX / sizeof(uint32_t))
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                               "fedl_batcher_init: dataset has %zu samples, more than the %lu "
                               "a batcher can order",

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "fedl/data.h"
+#include "data/index.h"
 
 #define PARTITION_STREAM 0x504152544EULL /* "PARTN" */
 #define DIRICHLET_ATTEMPTS 10            /* draws before empty clients are topped up */
@@ -467,18 +468,6 @@ static fedl_status collect(const partition_work *w, fedl_partition *out, fedl_er
     return FEDL_OK;
 }
 
-/* Whether n does not fit a uint32 sample index: never on a 32-bit target,
- * where a comparison would be constant and gcc's -Wtype-limits an error. */
-static int exceeds_u32(size_t n)
-{
-#if SIZE_MAX > UINT32_MAX
-    return n > UINT32_MAX;
-#else
-    (void)n;
-    return 0;
-#endif
-}
-
 static fedl_status check_spec(const fedl_partition_spec *spec, fedl_error *err)
 {
     if (spec->kind == FEDL_PARTITION_IID)
@@ -511,7 +500,7 @@ static fedl_status check_data(const fedl_dataset *ds, int clients, const fedl_pa
     if (clients < 1)
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                               "fedl_partition_make: %d clients: there must be at least 1", clients);
-    if (exceeds_u32(ds->count))
+    if (fedl_exceeds_u32(ds->count))
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                               "fedl_partition_make: the data set has %zu samples, more than "
                               "the %lu a partition indexes",
@@ -748,7 +737,7 @@ static fedl_status check_subset(const fedl_dataset *ds, const uint32_t *indices,
     if (ds == NULL || (indices == NULL && n > 0))
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                               "fedl_dataset_subset: the data set or the index list is NULL");
-    if (n == 0 || exceeds_u32(n))
+    if (n == 0 || fedl_exceeds_u32(n))
         return fedl_error_set(err, FEDL_ERR_INVALID_ARG,
                               "fedl_dataset_subset: a view holds 1 to %lu samples, not %zu",
                               (unsigned long)UINT32_MAX, n);
