@@ -31,11 +31,14 @@ triple_of() {
     sed -n 's/^CMAKE_C_COMPILER_AR:[A-Z]*=.*\/\([a-z0-9_]*-linux-gnu[a-z]*\)-gcc-ar.*/\1/p' \
         "$1/CMakeCache.txt" 2>/dev/null | grep -v "^$(gcc -dumpmachine)$" | head -1
 }
-# The qemu and its options that run a build's binaries ("" = natively).
+# The qemu and its options that run a build's binaries ("" = natively);
+# the target's libraries are multiarch (/) or the build's FEDL_SYSROOT.
 emulator_of() {
+    root=$(sed -n 's/^FEDL_SYSROOT:PATH=//p' "$1/CMakeCache.txt" 2>/dev/null)
+    root=${root:-/}
     case "$(triple_of "$1")" in
-    aarch64-linux-gnu) echo "qemu-aarch64 -cpu cortex-a53 -L /" ;;
-    arm-linux-gnueabihf) echo "qemu-arm -L /" ;;
+    aarch64-linux-gnu) echo "qemu-aarch64 -cpu cortex-a53 -L $root" ;;
+    arm-linux-gnueabihf) echo "qemu-arm -L $root" ;;
     *) echo "" ;;
     esac
 }
@@ -49,7 +52,7 @@ printf '%-22s %-22s %10s %16s  %s\n' build target "fedl KiB" "libfedl.so KiB" \
     "LeNet-5 epoch peak RSS"
 for build in "$@"; do
     triple=$(triple_of "$build")
-    strip=strip
+    strip="strip"
     [ -n "$triple" ] && strip=$triple-strip
     lib=$(ls "$build"/libfedl.so.*.*.* 2>/dev/null | head -1)
     fedl_kib=$(stripped_kib "$strip" "$build/fedl")

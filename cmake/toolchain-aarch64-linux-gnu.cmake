@@ -4,6 +4,11 @@
 #
 #   cmake -S . -B build-cross-aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-aarch64-linux-gnu.cmake
 #
+# or against a target root filesystem instead of multiarch packages
+# (scripts/make-sysroot aarch64 DIR unpacks one from Debian's packages):
+#
+#   cmake ... -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-aarch64-linux-gnu.cmake -DFEDL_SYSROOT=DIR
+#
 # scripts/cross-test installs the packages, configures, builds and runs ctest.
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(FEDL_CROSS_TRIPLE aarch64-linux-gnu)

@@ -4,6 +4,11 @@
 #
 #   cmake -S . -B build-cross-armhf -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-arm-linux-gnueabihf.cmake
 #
+# or against a target root filesystem instead of multiarch packages
+# (scripts/make-sysroot armhf DIR unpacks one from Debian's packages):
+#
+#   cmake ... -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-arm-linux-gnueabihf.cmake -DFEDL_SYSROOT=DIR
+#
 # scripts/cross-test installs the packages, configures, builds and runs ctest.
 set(CMAKE_SYSTEM_PROCESSOR armv7l)
 set(FEDL_CROSS_TRIPLE arm-linux-gnueabihf)
