@@ -23,8 +23,9 @@ test:
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 # The Raspberry Pi targets: cross-built with Debian's compilers, the unit
-# tests and the cross-architecture checkpoint test under qemu-user
-# (docs/RASPBERRY-PI.md). ARM_TARGETS=aarch64 for one.
+# tests and the cross-architecture tests (label cross: checkpoints, a
+# federated job) under qemu-user (docs/RASPBERRY-PI.md).
+# ARM_TARGETS=aarch64 for one; CROSS_SYSROOT=DIR builds against a sysroot.
 ARM_TARGETS ?= aarch64 armhf
 test-arm:
 	@$(MAKE) --no-print-directory build
