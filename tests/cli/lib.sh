@@ -1,7 +1,7 @@
 # lib.sh - helpers the command-line test scripts source: run a command and
 # check its exit code, look for text in its output, compare files, wait
-# for a condition, and count passes and failures. The caller sets $work
-# (a scratch directory).
+# for a condition or a background process, find a free port, and count
+# passes and failures. The caller sets $work (a scratch directory).
 passed=0
 failed=0
 
@@ -51,6 +51,25 @@ wait_until() { # seconds, command...: poll every 0.1 s until the command succeed
         [ $i -gt $limit ] && return 1
         sleep 0.1
     done
+}
+
+succeeded() { # name, pid, output file: the background process exited 0
+    wait "$2"
+    rc=$?
+    if [ $rc -eq 0 ]; then
+        pass
+    else
+        fail "$1 exited $rc"
+        tail -20 "$3"
+    fi
+}
+
+free_port() { # print a TCP port on the loopback that nothing listens on
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+port_open() { # port: something accepts connections on the loopback there
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null
 }
 
 finish() { # print the totals; exit status 0 only when nothing failed

@@ -53,11 +53,11 @@ for id in coordinator dev-0 dev-1; do
 done
 cat keys/dev-*.pub >keys/devices.pub
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" >mosquitto.conf
 "$mosquitto" -c mosquitto.conf >broker.log 2>&1 &
 pids="$pids $!"
-wait_until 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" ||
+wait_until 10 port_open "$port" ||
     { fail "the broker did not start"; cat broker.log; exit 1; }
 broker="mqtt://127.0.0.1:$port"
 
@@ -79,14 +79,6 @@ join() { # fedl, job, device index
     exec "$1" join --broker "$broker" --job "$2" --id "dev-$3" --data data --partition iid \
         --parts 2 --part "$3" --key "keys/dev-$3.key" --coordinator-key keys/coordinator.pub \
         $common
-}
-succeeded() { # name, pid, output file: the background process exited 0
-    wait "$2"
-    rc=$?
-    if [ $rc -eq 0 ]; then pass; else
-        fail "$1 exited $rc"
-        tail -20 "$3"
-    fi
 }
 
 # one job: the coordinator on one side, dev-0 and dev-1 as given

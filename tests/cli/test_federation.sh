@@ -84,7 +84,7 @@ cat keys/agg-*.pub >keys/aggregators.pub
 [ "$(stat -c %a keys/dev-0.key)" = 600 ] && pass || fail "a secret key is not mode 0600"
 
 # --- the broker
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 check "broker-config" 0 "$fedl" broker-config --job fm --port "$port" --bind 127.0.0.1 \
     --ca pki/ca.crt --cert pki/broker.crt --key pki/broker.key --require-certificate \
     --aggregators agg-1,agg-2 --out broker
@@ -93,12 +93,8 @@ chmod 777 broker # its persistence file
 start_broker() {
     (cd broker && exec "$mosquitto" -c mosquitto.conf >>broker.log 2>&1) &
     broker_pid=$!
-    i=0
-    until python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; do
-        i=$((i + 1))
-        [ $i -gt 100 ] && { fail "the broker did not start"; cat broker/broker.log; return 1; }
-        sleep 0.1
-    done
+    wait_until 10 port_open "$port" ||
+        { fail "the broker did not start"; cat broker/broker.log; return 1; }
 }
 start_broker || exit 1
 

@@ -65,16 +65,11 @@ done
 cat keys/dev-*.pub >keys/devices.pub
 
 # --- the broker: plain MQTT on a free loopback port
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" >mosquitto.conf
 "$mosquitto" -c mosquitto.conf >broker.log 2>&1 &
 pids="$pids $!"
-i=0
-until python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; do
-    i=$((i + 1))
-    [ $i -gt 100 ] && { fail "the broker did not start"; cat broker.log; exit 1; }
-    sleep 0.1
-done
+wait_until 10 port_open "$port" || { fail "the broker did not start"; cat broker.log; exit 1; }
 broker="mqtt://127.0.0.1:$port"
 
 serve() {
@@ -91,15 +86,6 @@ join() { # device index
 attack() { # name: rogue_device as dev-r
     exec "$rogue" --broker "$broker" --job $job --id dev-r --key keys/dev-r.key \
         --coordinator-key keys/coordinator.pub --attack "$1" --victim dev-0 --timeout-s 60
-}
-
-succeeded() { # name, pid, output file: the background process exited 0
-    wait "$2"
-    rc=$?
-    if [ $rc -eq 0 ]; then pass; else
-        fail "$1 exited $rc"
-        tail -20 "$3"
-    fi
 }
 
 # --- the run: the attacks start once round 1 is out to the honest three.
