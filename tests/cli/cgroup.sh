@@ -3,11 +3,6 @@
 # machines, v2 on Raspberry Pi OS) or skips the test saying why; the caller
 # removes "$group" on exit.
 
-skip() {
-    echo "SKIP: $1"
-    exit 0
-}
-
 # make_memory_cgroup NAME LIMIT_BYTES: sets $group (its directory) and
 # $version (1 or 2); no swap inside it.
 make_memory_cgroup() {

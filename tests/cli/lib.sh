@@ -1,9 +1,15 @@
 # lib.sh - helpers the command-line test scripts source: run a command and
 # check its exit code, look for text in its output, compare files, wait
-# for a condition or a background process, find a free port, and count
-# passes and failures. The caller sets $work (a scratch directory).
+# for a condition or a background process, find a free port, skip with a
+# reason, clean up, and count passes and failures. The caller sets $work (a
+# scratch directory).
 passed=0
 failed=0
+
+skip() { # reason: the test cannot run here; say why and pass
+    echo "SKIP: $1"
+    exit 0
+}
 
 pass() { passed=$((passed + 1)); }
 
@@ -62,6 +68,12 @@ succeeded() { # name, pid, output file: the background process exited 0
         fail "$1 exited $rc"
         tail -20 "$3"
     fi
+}
+
+stop_and_clean() { # an EXIT trap: kill the background processes in $pids, remove $work
+    for p in ${pids:-}; do kill -KILL "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$work"
 }
 
 free_port() { # print a TCP port on the loopback that nothing listens on

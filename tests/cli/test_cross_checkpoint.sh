@@ -9,18 +9,14 @@
 set -u
 target=$1
 src=$2
+. "$src/tests/cli/lib.sh"
 
-skip() {
-    echo "SKIP: $1"
-    exit 0
-}
 [ -n "${FEDL_EMULATED_BINARY:-}" ] || skip "not a cross build (scripts/cross-test runs this)"
 host=${FEDL_HOST_BINARY:-}
 [ -n "$host" ] && [ -x "$host" ] || skip "FEDL_HOST_BINARY does not name the host's fedl"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-. "$src/tests/cli/lib.sh"
 cd "$work" || exit 1
 python3 "$src/tests/cli/make_idx.py" data 256 64 28 10 >/dev/null || exit 1
 train="train --model lenet5 --data data --batch 32 --seed 3"

@@ -17,11 +17,8 @@
 set -u
 target=$1
 src=$2
+. "$src/tests/cli/lib.sh"
 
-skip() {
-    echo "SKIP: $1"
-    exit 0
-}
 [ -n "${FEDL_EMULATED_BINARY:-}" ] || skip "not a cross build (scripts/cross-test runs this)"
 host=${FEDL_HOST_BINARY:-}
 [ -n "$host" ] && [ -x "$host" ] || skip "FEDL_HOST_BINARY does not name the host's fedl"
@@ -30,14 +27,8 @@ mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 
 work=$(mktemp -d)
 pids=""
-cleanup() {
-    for p in $pids; do kill -KILL "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
+trap stop_and_clean EXIT
 [ -n "${FEDL_KEEP:-}" ] && trap - EXIT
-. "$src/tests/cli/lib.sh"
 cd "$work" || exit 1
 
 # A small learnable set (make_idx.py) and a small CNN: a round of local

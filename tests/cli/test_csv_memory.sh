@@ -28,11 +28,6 @@ trap '[ -n "$work" ] && rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 . "$src/tests/cli/lib.sh"
 
-skip() {
-    echo "SKIP: $1"
-    exit 0
-}
-
 [ -n "${FEDL_EMULATED_BINARY:-}" ] && skip "under an emulator the 1 GiB opening pass is slow and RSS counts the emulator"
 [ -n "${FEDL_SANITIZED:-}" ] && skip "AddressSanitizer's shadow memory and quarantine swamp a 1 MiB comparison"
 work=$(mktemp -d)

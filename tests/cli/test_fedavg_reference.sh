@@ -13,13 +13,10 @@
 set -u
 fedl=$1
 src=$2
+. "$src/tests/cli/lib.sh"
 data=/usr/share/datasets/fashion-mnist
 ref=$src/tests/cli/fedavg_reference.txt
 
-skip() {
-    echo "SKIP: $1"
-    exit 0
-}
 [ -n "${FEDL_EMULATED_BINARY:-}" ] && skip "under an emulator 5 rounds of LeNet-5 on 60,000 images take too long"
 [ -n "${FEDL_SANITIZED:-}" ] && skip "under sanitizers 5 rounds of LeNet-5 on 60,000 images take too long"
 [ -f "$data/train-images-idx3-ubyte.gz" ] || [ -f "$data/train-images-idx3-ubyte" ] ||
@@ -27,7 +24,6 @@ skip() {
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-. "$src/tests/cli/lib.sh"
 
 # "round 5 0.8470" lines; the last round of the reference is the bar.
 want=$(awk '$1 == "round" && $2 == 5 { print $3 }' "$ref")

@@ -21,12 +21,9 @@
 set -u
 fedl=$1
 src=$2
+. "$src/tests/cli/lib.sh"
 data=/usr/share/datasets/fashion-mnist
 
-skip() {
-    echo "SKIP: $1"
-    exit 0
-}
 mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 [ -x "$mosquitto" ] || skip "mosquitto is not installed (apt-get install mosquitto)"
 command -v openssl >/dev/null || skip "openssl is not installed (apt-get install openssl)"
@@ -50,7 +47,6 @@ cleanup() {
 }
 trap cleanup EXIT
 [ -n "${FEDL_KEEP:-}" ] && trap - EXIT
-. "$src/tests/cli/lib.sh"
 
 # Under a sanitizer training is some 30 times slower: fewer samples.
 samples=6000

@@ -20,13 +20,10 @@
 set -u
 fedl=$1
 src=$2
+. "$src/tests/cli/lib.sh"
 data=/usr/share/datasets/fashion-mnist
 rogue="$(dirname "$fedl")/rogue_device"
 
-skip() {
-    echo "SKIP: $1"
-    exit 0
-}
 mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 [ -x "$mosquitto" ] || skip "mosquitto is not installed (apt-get install mosquitto)"
 [ -f "$data/train-images-idx3-ubyte.gz" ] || [ -f "$data/train-images-idx3-ubyte" ] ||
@@ -37,14 +34,8 @@ mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 work=$(mktemp -d)
 chmod 755 "$work" # the broker drops to its own user
 pids=""
-cleanup() {
-    for p in $pids; do kill -KILL "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
+trap stop_and_clean EXIT
 [ -n "${FEDL_KEEP:-}" ] && trap - EXIT
-. "$src/tests/cli/lib.sh"
 cd "$work" || exit 1
 
 # A round of local training lasts about a second, long enough for every

@@ -21,11 +21,6 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 . "$src/tests/cli/lib.sh"
 
-skip() {
-    echo "SKIP: $1"
-    exit 0
-}
-
 [ -n "${FEDL_SANITIZED:-}" ] && skip "AddressSanitizer reserves terabytes of shadow memory: ulimit -v cannot apply"
 [ -n "${FEDL_EMULATED_BINARY:-}" ] && skip "under an emulator the limit would also count qemu"
 (ulimit -v 1048576) 2>/dev/null || skip "this shell cannot set ulimit -v"
