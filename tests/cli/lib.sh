@@ -76,6 +76,21 @@ stop_and_clean() { # an EXIT trap: kill the background processes in $pids, remov
     rm -rf "$work"
 }
 
+start_plain_broker() { # mosquitto: plain MQTT, anonymous, on a free loopback port
+    # Sets $port and $broker (its URL) and adds the broker to $pids; its
+    # configuration and log go to the current directory.
+    port=$(free_port)
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" >mosquitto.conf
+    "$1" -c mosquitto.conf >broker.log 2>&1 &
+    pids="${pids:-} $!"
+    broker="mqtt://127.0.0.1:$port"
+    wait_until 10 port_open "$port" || {
+        fail "the broker did not start"
+        cat broker.log
+        return 1
+    }
+}
+
 free_port() { # print a TCP port on the loopback that nothing listens on
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

@@ -44,13 +44,7 @@ for id in coordinator dev-0 dev-1; do
 done
 cat keys/dev-*.pub >keys/devices.pub
 
-port=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" >mosquitto.conf
-"$mosquitto" -c mosquitto.conf >broker.log 2>&1 &
-pids="$pids $!"
-wait_until 10 port_open "$port" ||
-    { fail "the broker did not start"; cat broker.log; exit 1; }
-broker="mqtt://127.0.0.1:$port"
+start_plain_broker "$mosquitto" || exit 1
 
 # What both runs must reach: the simulator on the host, same seed and parts.
 # shellcheck disable=SC2086

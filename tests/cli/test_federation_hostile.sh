@@ -56,12 +56,7 @@ done
 cat keys/dev-*.pub >keys/devices.pub
 
 # --- the broker: plain MQTT on a free loopback port
-port=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" >mosquitto.conf
-"$mosquitto" -c mosquitto.conf >broker.log 2>&1 &
-pids="$pids $!"
-wait_until 10 port_open "$port" || { fail "the broker did not start"; cat broker.log; exit 1; }
-broker="mqtt://127.0.0.1:$port"
+start_plain_broker "$mosquitto" || exit 1
 
 serve() {
     exec "$fedl" serve --broker "$broker" --job $job --model "$model" \
